@@ -1,0 +1,299 @@
+//! [`KrmxConfig`]: everything that shapes a server, mirroring the reference's props plus the
+//! limits this implementation adds.
+
+use crate::request::{RequestRejection, RequestRules, normalise_path};
+use crate::{ProtocolVersion, QueryRequirement, UsernameRule};
+use std::time::Duration;
+
+/// Default authentication timeout: 10 s.
+pub const DEFAULT_AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default ping interval: 15 s.
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(15);
+/// Default largest message a client may send: 1 MiB.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1 << 20;
+/// Default bound on what a transport buffers for one connection that does not read: 4 MiB.
+pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 4 << 20;
+/// Default bound on messages kept for a connection while its link decision is pending.
+pub const DEFAULT_MAX_QUEUED_DURING_AUTH: usize = 64;
+/// Default bound on authentications pending at once, server-wide.
+pub const DEFAULT_MAX_PENDING_AUTHS: usize = 4096;
+
+/// How link requests are authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum AuthMode {
+    /// Links proceed at once after the protocol's own checks; no authenticate event.
+    #[default]
+    None,
+    /// Each link emits [`Event::AuthRequested`](crate::Event::AuthRequested) and waits for an
+    /// [`Input::AuthDecided`](crate::Input::AuthDecided), at most the auth timeout.
+    Application,
+}
+
+/// The configuration of a [`Krmx`](crate::Krmx) server, built builder-style.
+///
+/// ```
+/// use krmx_core::{KrmxConfig, AuthMode, QueryRequirement};
+/// use std::time::Duration;
+///
+/// let config = KrmxConfig::default()
+///     .auth(AuthMode::Application)
+///     .auth_timeout(Duration::from_secs(2))
+///     .path("game")
+///     .query("room", QueryRequirement::Present)
+///     .inactivity_timeout(Some(Duration::from_secs(60)));
+/// assert_eq!(config.path_rule(), Some("/game"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct KrmxConfig {
+    pub(crate) accept_new_users: bool,
+    pub(crate) auth_mode: AuthMode,
+    pub(crate) auth_timeout: Duration,
+    pub(crate) username_rule: UsernameRule,
+    pub(crate) ping_interval: Option<Duration>,
+    pub(crate) version: ProtocolVersion,
+    pub(crate) request: RequestRules,
+    pub(crate) max_message_bytes: usize,
+    pub(crate) max_buffered_bytes: usize,
+    pub(crate) max_queued_during_auth: usize,
+    pub(crate) max_pending_auths: usize,
+    pub(crate) inactivity_timeout: Option<Duration>,
+}
+
+impl Default for KrmxConfig {
+    fn default() -> Self {
+        Self {
+            accept_new_users: true,
+            auth_mode: AuthMode::None,
+            auth_timeout: DEFAULT_AUTH_TIMEOUT,
+            username_rule: UsernameRule::Default,
+            ping_interval: Some(DEFAULT_PING_INTERVAL),
+            version: ProtocolVersion::DEFAULT,
+            request: RequestRules::default(),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
+            max_queued_during_auth: DEFAULT_MAX_QUEUED_DURING_AUTH,
+            max_pending_auths: DEFAULT_MAX_PENDING_AUTHS,
+            inactivity_timeout: None,
+        }
+    }
+}
+
+impl KrmxConfig {
+    /// Whether links may create new users (default true). When false, only users joined through
+    /// [`Input::Join`](crate::Input::Join) can be linked.
+    #[must_use]
+    pub fn accept_new_users(mut self, accept: bool) -> Self {
+        self.accept_new_users = accept;
+        self
+    }
+
+    /// Whether the application authenticates links (default [`AuthMode::None`]).
+    #[must_use]
+    pub fn auth(mut self, mode: AuthMode) -> Self {
+        self.auth_mode = mode;
+        self
+    }
+
+    /// How long a pending authentication may take (default 10 s); below 1 ms means 1 ms.
+    #[must_use]
+    pub fn auth_timeout(mut self, timeout: Duration) -> Self {
+        self.auth_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The username rule (default: the reference rule).
+    #[must_use]
+    pub fn username_rule(mut self, rule: UsernameRule) -> Self {
+        self.username_rule = rule;
+        self
+    }
+
+    /// The liveness ping interval (default 15 s): zero disables pings, and anything from 1 to
+    /// 99 ms means 100 ms.
+    #[must_use]
+    pub fn ping_interval(mut self, interval: Duration) -> Self {
+        self.ping_interval = if interval.is_zero() {
+            None
+        } else {
+            Some(interval.max(Duration::from_millis(100)))
+        };
+        self
+    }
+
+    /// The served protocol version (default 0.6).
+    #[must_use]
+    pub fn version(mut self, version: ProtocolVersion) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// The endpoint's HTTP path; a missing leading `/` is added. Without one, any path is
+    /// accepted (as in the reference).
+    #[must_use]
+    pub fn path(mut self, path: &str) -> Self {
+        self.request.path = Some(normalise_path(path));
+        self
+    }
+
+    /// Adds a query-parameter requirement (repeatable; all must hold).
+    #[must_use]
+    pub fn query(mut self, name: impl Into<String>, requirement: QueryRequirement) -> Self {
+        self.request.query.push((name.into(), requirement));
+        self
+    }
+
+    /// The largest message a client may send, in bytes (default 1 MiB); a larger one closes its
+    /// connection with code 1009.
+    #[must_use]
+    pub fn max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes;
+        self
+    }
+
+    /// The most bytes a transport may buffer for a connection that does not read (default
+    /// 4 MiB); past it the connection is closed as a slow consumer.
+    #[must_use]
+    pub fn max_buffered_bytes(mut self, bytes: usize) -> Self {
+        self.max_buffered_bytes = bytes;
+        self
+    }
+
+    /// The most messages kept for a connection while its link decision is pending (default 64);
+    /// one more closes that connection.
+    #[must_use]
+    pub fn max_queued_during_auth(mut self, messages: usize) -> Self {
+        self.max_queued_during_auth = messages;
+        self
+    }
+
+    /// The most authentications pending at once, server-wide (default 4096); a link beyond it is
+    /// rejected with `too many pending authentications`.
+    #[must_use]
+    pub fn max_pending_auths(mut self, pending: usize) -> Self {
+        self.max_pending_auths = pending;
+        self
+    }
+
+    /// Kick users that stay unlinked for longer than this (default: never).
+    #[must_use]
+    pub fn inactivity_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.inactivity_timeout = timeout;
+        self
+    }
+
+    /// Checks a connection's HTTP request target (path and query) as the transport's handshake
+    /// does: [`RequestRejection::Path`] should refuse the upgrade with an HTTP 404;
+    /// [`RequestRejection::Query`] is answered by the core closing the connection once it is
+    /// opened, before any Krmx message.
+    ///
+    /// ```
+    /// use krmx_core::{KrmxConfig, RequestRejection};
+    /// let config = KrmxConfig::default().path("/game");
+    /// assert_eq!(config.check_request("/game?x=1"), Ok(()));
+    /// assert_eq!(config.check_request("/lobby"), Err(RequestRejection::Path));
+    /// ```
+    ///
+    /// # Errors
+    /// The first requirement the target fails.
+    pub fn check_request(&self, target: &str) -> Result<(), RequestRejection> {
+        self.request.check(target)
+    }
+
+    /// The configured path, if any.
+    #[must_use]
+    pub fn path_rule(&self) -> Option<&str> {
+        self.request.path.as_deref()
+    }
+
+    /// Whether links may create new users.
+    #[must_use]
+    pub fn accepts_new_users(&self) -> bool {
+        self.accept_new_users
+    }
+
+    /// The authentication mode.
+    #[must_use]
+    pub fn auth_mode(&self) -> AuthMode {
+        self.auth_mode
+    }
+
+    /// The authentication timeout.
+    #[must_use]
+    pub fn auth_timeout_value(&self) -> Duration {
+        self.auth_timeout
+    }
+
+    /// The effective ping interval, `None` when disabled.
+    #[must_use]
+    pub fn ping_interval_value(&self) -> Option<Duration> {
+        self.ping_interval
+    }
+
+    /// The served protocol version.
+    #[must_use]
+    pub fn served_version(&self) -> ProtocolVersion {
+        self.version
+    }
+
+    /// The largest message a client may send, in bytes.
+    #[must_use]
+    pub fn max_message_bytes_value(&self) -> usize {
+        self.max_message_bytes
+    }
+
+    /// The bound on bytes buffered for one connection.
+    #[must_use]
+    pub fn max_buffered_bytes_value(&self) -> usize {
+        self.max_buffered_bytes
+    }
+
+    /// The bound on messages queued during a pending link.
+    #[must_use]
+    pub fn max_queued_during_auth_value(&self) -> usize {
+        self.max_queued_during_auth
+    }
+
+    /// The bound on authentications pending at once.
+    #[must_use]
+    pub fn max_pending_auths_value(&self) -> usize {
+        self.max_pending_auths
+    }
+
+    /// The inactivity timeout, if any.
+    #[must_use]
+    pub fn inactivity_timeout_value(&self) -> Option<Duration> {
+        self.inactivity_timeout
+    }
+
+    /// Whether `name` passes the username rule.
+    #[must_use]
+    pub fn is_valid_username(&self, name: &str) -> bool {
+        self.username_rule.accepts(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ping_interval_rules() {
+        let c = KrmxConfig::default();
+        assert_eq!(c.ping_interval_value(), Some(Duration::from_secs(15)));
+        let c = c.ping_interval(Duration::ZERO);
+        assert_eq!(c.ping_interval_value(), None);
+        let c = c.ping_interval(Duration::from_millis(1));
+        assert_eq!(c.ping_interval_value(), Some(Duration::from_millis(100)));
+        let c = c.ping_interval(Duration::from_millis(99));
+        assert_eq!(c.ping_interval_value(), Some(Duration::from_millis(100)));
+        let c = c.ping_interval(Duration::from_millis(250));
+        assert_eq!(c.ping_interval_value(), Some(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn auth_timeout_has_a_one_millisecond_floor() {
+        let c = KrmxConfig::default().auth_timeout(Duration::ZERO);
+        assert_eq!(c.auth_timeout_value(), Duration::from_millis(1));
+    }
+}

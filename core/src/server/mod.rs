@@ -1,0 +1,393 @@
+//! [`Krmx`]: the server state machine.
+
+mod api;
+mod connection;
+mod frames;
+mod link;
+mod liveness;
+mod presence;
+
+use crate::timers::Timers;
+use crate::{
+    AuthId, CloseCode, ConnectionId, Error, Event, Input, KrmxConfig, Output, Status, Text,
+    Username, Violation,
+};
+use connection::{Connection, LinkState};
+use indexmap::IndexMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Instant;
+
+/// A user as the server tracks it.
+#[derive(Debug)]
+struct User {
+    /// The linked connection, if any.
+    conn: Option<ConnectionId>,
+    /// `krmx/joined` for this user, serialised once at join.
+    joined_text: Text,
+    /// `krmx/linked` for this user, serialised once at join.
+    linked_text: Text,
+    /// When this unlinked user is kicked for inactivity, if that option is on.
+    inactive_since: Option<Instant>,
+}
+
+/// A link waiting for the application's authentication decision.
+#[derive(Debug)]
+struct PendingAuth {
+    conn: ConnectionId,
+    username: Username,
+    deadline: Instant,
+}
+
+/// One user in [`Krmx::users`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserInfo {
+    /// The user's name.
+    pub username: Username,
+    /// Whether a connection is linked to it.
+    pub is_linked: bool,
+}
+
+/// The Krmx server as a pure, deterministic state machine.
+///
+/// It owns no socket, no clock and no randomness: the caller feeds [`Input`]s with the current
+/// time, then drains [`Output`]s, and sleeps until the next socket event or
+/// [`poll_timeout`](Self::poll_timeout).
+///
+/// # Run loop
+///
+/// ```
+/// use krmx_core::{ConnectionId, Event, Frame, Input, Krmx, KrmxConfig, Output};
+/// use std::time::Instant;
+///
+/// let mut krmx = Krmx::new(KrmxConfig::default());
+/// let now = Instant::now();
+/// krmx.handle_input(now, Input::Listen { port: 8082 }).unwrap();
+///
+/// let conn = ConnectionId::new(1);
+/// krmx.handle_input(now, Input::ConnectionOpened { conn, target: "/".into() }).unwrap();
+/// let link = r#"{"type":"krmx/link","payload":{"username":"simon","version":"0.6.0"}}"#;
+/// krmx.handle_input(now, Input::Frame { conn, frame: Frame::Text(link.into()) }).unwrap();
+///
+/// let mut sent = Vec::new();
+/// while let Some(output) = krmx.poll_output() {
+///     match output {
+///         Output::Send { to, text } => sent.push((to, text.to_string())),
+///         Output::Event(event) => println!("{event:?}"),
+///         _ => {}
+///     }
+/// }
+/// assert_eq!(sent.len(), 3); // accepted, joined simon, linked simon
+/// // ...then wait for socket readiness or until `krmx.poll_timeout()`, and tick:
+/// krmx.handle_input(now, Input::Tick).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct Krmx {
+    config: KrmxConfig,
+    status: Status,
+    /// The latest time seen; time that goes backwards is ignored.
+    now: Option<Instant>,
+    /// Users in join order.
+    users: IndexMap<Username, User>,
+    connections: BTreeMap<ConnectionId, Connection>,
+    pending: BTreeMap<AuthId, PendingAuth>,
+    next_auth_id: u64,
+    timers: Timers,
+    outputs: VecDeque<Output>,
+}
+
+impl Krmx {
+    /// A server in status `initializing`.
+    #[must_use]
+    pub fn new(config: KrmxConfig) -> Self {
+        Self {
+            config,
+            status: Status::Initializing,
+            now: None,
+            users: IndexMap::new(),
+            connections: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            next_auth_id: 1,
+            timers: Timers::default(),
+            outputs: VecDeque::new(),
+        }
+    }
+
+    /// Feeds one input at time `now`, queueing its outputs.
+    ///
+    /// `now` must come from a monotonic clock; a time earlier than one already seen is treated
+    /// as that later time. Every due timer fires first, whatever the input.
+    ///
+    /// # Errors
+    /// A server command that is not possible ([`Error`]'s texts are the reference's), or a
+    /// transport reporting an unknown connection. A misbehaving peer is never an error.
+    pub fn handle_input(&mut self, now: Instant, input: Input) -> Result<(), Error> {
+        let now = self.advance(now);
+        self.fire_due_timers(now);
+        match input {
+            Input::Start => self.start(),
+            Input::Listen { port } => self.listen(now, port),
+            Input::Close => self.close(now),
+            Input::ConnectionOpened { conn, target } => self.open_connection(conn, &target),
+            Input::Frame { conn, frame } => {
+                self.known(conn)?;
+                self.receive_frame(now, conn, frame);
+                Ok(())
+            }
+            Input::Pong { conn } => {
+                self.known(conn)?;
+                if let Some(connection) = self.connections.get_mut(&conn) {
+                    connection.awaiting_pong = false;
+                }
+                Ok(())
+            }
+            Input::Violation { conn, violation } => {
+                self.known(conn)?;
+                self.violation(now, conn, violation);
+                Ok(())
+            }
+            Input::ConnectionClosed { conn } => {
+                self.forget_connection(now, conn);
+                Ok(())
+            }
+            Input::AuthDecided { id, decision } => {
+                self.decide_auth(now, id, decision);
+                Ok(())
+            }
+            Input::Tick => Ok(()),
+            Input::Join { username } => self.api_join(now, &username),
+            Input::Kick { username } => self.api_kick(now, &username),
+            Input::Unlink { username } => self.api_unlink(now, &username),
+            Input::Send { username, message } => self.api_send(&username, &message),
+            Input::Broadcast { message, skip } => self.api_broadcast(&message, skip.as_deref()),
+        }
+    }
+
+    /// The next output to carry out, in the order produced; `None` once drained.
+    ///
+    /// Call after every [`handle_input`](Self::handle_input) until it returns `None`. Inputs and
+    /// drains may interleave freely: the queue keeps every connection's order.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When the server next needs [`Input::Tick`] (auth timeout, ping round, inactivity kick);
+    /// `None` when nothing is scheduled.
+    ///
+    /// Ask again after every input: any input may move it. Ticking earlier is harmless.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    /// The current status.
+    #[must_use]
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &KrmxConfig {
+        &self.config
+    }
+
+    /// Every user in join order, with whether it is linked.
+    pub fn users(&self) -> impl ExactSizeIterator<Item = UserInfo> + '_ {
+        self.users.iter().map(|(username, user)| UserInfo {
+            username: username.clone(),
+            is_linked: user.conn.is_some(),
+        })
+    }
+
+    /// The connection linked to `username`, if any.
+    #[must_use]
+    pub fn linked_connection(&self, username: &str) -> Option<ConnectionId> {
+        self.users.get(username).and_then(|user| user.conn)
+    }
+
+    /// The user `conn` is linked to, if any.
+    #[must_use]
+    pub fn linked_user(&self, conn: ConnectionId) -> Option<&Username> {
+        match &self.connections.get(&conn)?.link {
+            LinkState::Linked(username) => Some(username),
+            _ => None,
+        }
+    }
+
+    /// Every open connection, in id order.
+    pub fn connections(&self) -> impl Iterator<Item = ConnectionId> + '_ {
+        self.connections.keys().copied()
+    }
+
+    /// How many authentications are pending.
+    #[must_use]
+    pub fn pending_auths(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn advance(&mut self, now: Instant) -> Instant {
+        let now = match self.now {
+            Some(seen) if seen > now => seen,
+            _ => now,
+        };
+        self.now = Some(now);
+        now
+    }
+
+    fn known(&self, conn: ConnectionId) -> Result<(), Error> {
+        if self.connections.contains_key(&conn) {
+            Ok(())
+        } else {
+            Err(Error::UnknownConnection(conn))
+        }
+    }
+
+    fn emit(&mut self, event: Event) {
+        self.outputs.push_back(Output::Event(event));
+    }
+
+    fn send(&mut self, to: ConnectionId, text: Text) {
+        self.outputs.push_back(Output::Send { to, text });
+    }
+
+    /// Sends `text` to every linked connection (in join order) but `skip`'s.
+    fn broadcast_text(&mut self, text: &Text, skip: Option<&str>) {
+        let outputs = &mut self.outputs;
+        for (username, user) in &self.users {
+            if let Some(conn) = user.conn {
+                if skip != Some(username.as_str()) {
+                    outputs.push_back(Output::Send {
+                        to: conn,
+                        text: text.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    fn check_status(&self, action: &'static str, allowed: &[Status]) -> Result<(), Error> {
+        if allowed.contains(&self.status) {
+            Ok(())
+        } else {
+            Err(Error::WrongStatus {
+                action,
+                status: self.status,
+            })
+        }
+    }
+
+    fn start(&mut self) -> Result<(), Error> {
+        self.check_status("start listening", &[Status::Initializing])?;
+        self.status = Status::Starting;
+        Ok(())
+    }
+
+    fn listen(&mut self, now: Instant, port: u16) -> Result<(), Error> {
+        self.check_status("start listening", &[Status::Initializing, Status::Starting])?;
+        self.status = Status::Listening;
+        self.timers.ping_round = self.config.ping_interval.map(|every| now + every);
+        tracing::info!(port, "listening");
+        self.emit(Event::Listening { port });
+        Ok(())
+    }
+
+    fn close(&mut self, now: Instant) -> Result<(), Error> {
+        self.check_status("close", &[Status::Starting, Status::Listening])?;
+        self.status = Status::Closing;
+        tracing::info!("server is closing");
+        let usernames: Vec<Username> = self.users.keys().cloned().collect();
+        for username in usernames {
+            self.leave(now, &username);
+        }
+        for conn in std::mem::take(&mut self.connections).into_keys() {
+            self.outputs.push_back(Output::Close {
+                to: conn,
+                code: CloseCode::GOING_AWAY,
+                reason: "server closing",
+            });
+        }
+        self.pending.clear();
+        self.timers.clear();
+        self.status = Status::Closed;
+        tracing::info!("server closed");
+        self.emit(Event::Closed);
+        Ok(())
+    }
+
+    fn open_connection(&mut self, conn: ConnectionId, target: &str) -> Result<(), Error> {
+        if self.connections.contains_key(&conn) {
+            return Err(Error::DuplicateConnection(conn));
+        }
+        let refusal = if self.status != Status::Listening {
+            Some("server is not listening")
+        } else {
+            self.config.check_request(target).err().map(|rejection| {
+                tracing::debug!(%conn, %rejection, "connection refused");
+                match rejection {
+                    crate::RequestRejection::Path => "invalid path",
+                    _ => "invalid query parameters",
+                }
+            })
+        };
+        match refusal {
+            Some(reason) => self.outputs.push_back(Output::Close {
+                to: conn,
+                code: if self.status == Status::Listening {
+                    CloseCode::POLICY
+                } else {
+                    CloseCode::GOING_AWAY
+                },
+                reason,
+            }),
+            None => {
+                tracing::debug!(%conn, "connection opened");
+                self.connections.insert(conn, Connection::new());
+            }
+        }
+        Ok(())
+    }
+
+    fn violation(&mut self, now: Instant, conn: ConnectionId, violation: Violation) {
+        let (code, reason) = match violation {
+            Violation::MessageTooLarge => (CloseCode::TOO_BIG, "message too large"),
+            Violation::InvalidUtf8 => (CloseCode::INVALID_PAYLOAD, "invalid utf-8"),
+            Violation::SlowConsumer => (CloseCode::POLICY, "slow consumer"),
+        };
+        tracing::debug!(%conn, ?violation, "closing connection");
+        self.close_connection(now, conn, code, reason);
+    }
+
+    /// Closes a connection on the server's initiative: unlinks its user, forgets it, and asks
+    /// the transport to close it.
+    fn close_connection(
+        &mut self,
+        now: Instant,
+        conn: ConnectionId,
+        code: CloseCode,
+        reason: &'static str,
+    ) {
+        if self.connections.contains_key(&conn) {
+            self.forget_connection(now, conn);
+            self.outputs.push_back(Output::Close {
+                to: conn,
+                code,
+                reason,
+            });
+        }
+    }
+
+    /// The connection is gone: its user is unlinked, a pending decision for it is forgotten.
+    fn forget_connection(&mut self, now: Instant, conn: ConnectionId) {
+        let Some(connection) = self.connections.get(&conn) else {
+            return;
+        };
+        match connection.link.clone() {
+            LinkState::Linked(username) => self.unlink(now, &username),
+            LinkState::Pending(id) => self.drop_pending(id),
+            LinkState::Unlinked => {}
+        }
+        tracing::debug!(%conn, "connection closed");
+        self.connections.remove(&conn);
+    }
+}
