@@ -151,8 +151,18 @@ mod tests {
     #[test]
     fn invalid_messages_are_rejected() {
         for text in [
-            "", "not json", "[]", "\"s\"", "3", "true", "null", "{}", "{\"type\":3}",
-            "{\"type\":null}", "{\"payload\":1}", "[{\"type\":\"a\"}]",
+            "",
+            "not json",
+            "[]",
+            "\"s\"",
+            "3",
+            "true",
+            "null",
+            "{}",
+            "{\"type\":3}",
+            "{\"type\":null}",
+            "{\"payload\":1}",
+            "[{\"type\":\"a\"}]",
         ] {
             assert_eq!(Message::parse(text), Err(InvalidMessage), "{text}");
         }

@@ -180,9 +180,15 @@ mod tests {
         assert_eq!(r.check("/?key&room=a+b&n=7"), Ok(()));
         assert_eq!(r.check("/?key=&room=a%20b&n=7&room=zz"), Ok(()));
         assert_eq!(r.check("/?room=a+b&n=7"), Err(RequestRejection::Query));
-        assert_eq!(r.check("/?key&debug&room=a+b&n=7"), Err(RequestRejection::Query));
+        assert_eq!(
+            r.check("/?key&debug&room=a+b&n=7"),
+            Err(RequestRejection::Query)
+        );
         assert_eq!(r.check("/?key&room=ab&n=7"), Err(RequestRejection::Query));
-        assert_eq!(r.check("/?key&room=a+b&n=700"), Err(RequestRejection::Query));
+        assert_eq!(
+            r.check("/?key&room=a+b&n=700"),
+            Err(RequestRejection::Query)
+        );
         assert_eq!(r.check("/?key&room=a+b"), Err(RequestRejection::Query));
     }
 

@@ -104,7 +104,9 @@ mod tests {
     #[test]
     fn rejects_other_numbers_exactly() {
         let v = ProtocolVersion::DEFAULT;
-        for client in ["0.5.4", "0.60.1", "0.06.1", "1.6.0", "0.6x", "", "0", "0.", "v0.6.0"] {
+        for client in [
+            "0.5.4", "0.60.1", "0.06.1", "1.6.0", "0.6x", "", "0", "0.", "v0.6.0",
+        ] {
             assert!(!v.accepts(client), "{client}");
         }
     }

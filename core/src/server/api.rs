@@ -58,6 +58,8 @@ impl Krmx {
     }
 
     fn existing(&self, name: &str) -> Option<Username> {
-        self.users.get_key_value(name).map(|(username, _)| username.clone())
+        self.users
+            .get_key_value(name)
+            .map(|(username, _)| username.clone())
     }
 }

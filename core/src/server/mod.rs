@@ -220,6 +220,12 @@ impl Krmx {
         self.connections.keys().copied()
     }
 
+    /// Whether `id` is an authentication still waiting for its decision.
+    #[must_use]
+    pub fn is_auth_pending(&self, id: AuthId) -> bool {
+        self.pending.contains_key(&id)
+    }
+
     /// How many authentications are pending.
     #[must_use]
     pub fn pending_auths(&self) -> usize {

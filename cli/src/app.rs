@@ -1,0 +1,168 @@
+//! What `krmx serve` does, whatever the transport: prints events as JSON lines, answers stdin
+//! commands, and applies `--manual-auth`, `--reject`, `--relay` and `--echo`.
+
+use crate::command::Command;
+use crate::json;
+use krmx_core::{AuthDecision, AuthId, Error, Event, Input, Status, UserInfo};
+use std::collections::HashMap;
+use std::io::{self, Write};
+
+/// The server as the application sees it; implemented by each transport's server.
+pub(crate) trait Server {
+    /// Feeds a server command (join, kick, send, auth decision, close, ...).
+    fn input(&mut self, input: Input) -> Result<(), Error>;
+    /// The next event the server emitted, if any.
+    fn poll_event(&mut self) -> Option<Event>;
+    /// Every user in join order.
+    fn users(&self) -> Vec<UserInfo>;
+    /// The status.
+    fn status(&self) -> Status;
+    /// Whether an authentication is waiting for its decision.
+    fn is_auth_pending(&self, id: AuthId) -> bool;
+}
+
+/// What to do with every custom message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reaction {
+    /// Only print it.
+    None,
+    /// Broadcast it to every linked user, sender included.
+    Relay,
+    /// Send it back to its sender.
+    Echo,
+}
+
+/// The behaviour chosen on the command line.
+#[derive(Debug, Clone)]
+pub(crate) struct Behaviour {
+    pub(crate) manual_auth: bool,
+    pub(crate) rejects: HashMap<String, String>,
+    pub(crate) reaction: Reaction,
+    pub(crate) quiet: bool,
+}
+
+/// Whether the server keeps running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    Continue,
+    Exit,
+}
+
+/// The application: owns stdout.
+pub(crate) struct App<W: Write> {
+    behaviour: Behaviour,
+    out: W,
+}
+
+impl<W: Write> App<W> {
+    pub(crate) fn new(behaviour: Behaviour, out: W) -> Self {
+        Self { behaviour, out }
+    }
+
+    /// Handles every event the server has queued, printing each and reacting to it; then
+    /// flushes stdout.
+    pub(crate) fn drain(&mut self, server: &mut dyn Server) -> io::Result<Flow> {
+        while let Some(event) = server.poll_event() {
+            self.on_event(server, event)?;
+        }
+        self.out.flush()?;
+        Ok(if server.status() == Status::Closed {
+            Flow::Exit
+        } else {
+            Flow::Continue
+        })
+    }
+
+    fn on_event(&mut self, server: &mut dyn Server, event: Event) -> io::Result<()> {
+        let quiet = self.behaviour.quiet && matches!(event, Event::Message { .. });
+        if !quiet {
+            if let Some(line) = json::event_line(&event, self.behaviour.manual_auth) {
+                writeln!(self.out, "{line}")?;
+            }
+        }
+        let reaction = match event {
+            Event::AuthRequested { id, username, .. } if !self.behaviour.manual_auth => {
+                let decision = match self.behaviour.rejects.get(username.as_str()) {
+                    Some(reason) => AuthDecision::reject(reason.clone()),
+                    None => AuthDecision::Accept,
+                };
+                Some(Input::AuthDecided { id, decision })
+            }
+            Event::Message { username, message } => match self.behaviour.reaction {
+                Reaction::None => None,
+                Reaction::Relay => Some(Input::Broadcast {
+                    message,
+                    skip: None,
+                }),
+                Reaction::Echo => Some(Input::Send {
+                    username: username.as_str().to_owned(),
+                    message,
+                }),
+            },
+            _ => None,
+        };
+        if let Some(input) = reaction {
+            if let Err(error) = server.input(input) {
+                tracing::warn!(%error, "automatic reaction failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// Executes one stdin line: events it causes are printed first, then its one reply line.
+    pub(crate) fn on_line(&mut self, server: &mut dyn Server, line: &str) -> io::Result<Flow> {
+        let reply = match Command::parse(line) {
+            Ok(None) => return Ok(Flow::Continue),
+            Ok(Some(command)) => self.execute(server, command),
+            Err(message) => json::error_reply(&message),
+        };
+        let flow = self.drain(server)?;
+        writeln!(self.out, "{reply}")?;
+        self.out.flush()?;
+        Ok(flow)
+    }
+
+    /// A signal asked for a graceful close: like the `close` command, without a reply.
+    pub(crate) fn on_signal(&mut self, server: &mut dyn Server) -> io::Result<Flow> {
+        if let Err(error) = server.input(Input::Close) {
+            tracing::warn!(%error, "close on signal");
+        }
+        self.drain(server)
+    }
+
+    fn execute(&mut self, server: &mut dyn Server, command: Command) -> String {
+        let name = command.name();
+        let input = match command {
+            Command::Users => return json::users_reply(&server.users()),
+            Command::Status => return json::status_reply(server.status()),
+            Command::Join(username) => Input::Join { username },
+            Command::Kick(username) => Input::Kick { username },
+            Command::Unlink(username) => Input::Unlink { username },
+            Command::Send(username, message) => Input::Send { username, message },
+            Command::Broadcast(message) => Input::Broadcast {
+                message,
+                skip: None,
+            },
+            Command::BroadcastExcept(skip, message) => Input::Broadcast {
+                message,
+                skip: Some(skip),
+            },
+            Command::Accept(id) | Command::Reject(id, _) if !server.is_auth_pending(id) => {
+                return json::error_reply(&format!("no pending authentication with id {id}"));
+            }
+            Command::Accept(id) => Input::AuthDecided {
+                id,
+                decision: AuthDecision::Accept,
+            },
+            Command::Reject(id, reason) => Input::AuthDecided {
+                id,
+                decision: AuthDecision::Reject(reason),
+            },
+            Command::Close => Input::Close,
+        };
+        match server.input(input) {
+            Ok(()) => json::ok_reply(name),
+            Err(error) => json::error_reply(&error.to_string()),
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The options of `krmx serve`, exactly as CLI.md names them.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use krmx_core::{KrmxConfig, ProtocolVersion, QueryRequirement};
+use std::time::Duration;
+
+/// The krmx command-line server.
+#[derive(Debug, Parser)]
+#[command(
+    name = "krmx",
+    version,
+    about = "Krmx: realtime multi-user WebSocket server"
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run a Krmx server: events as JSON lines on stdout, commands as lines on stdin.
+    Serve(ServeArgs),
+}
+
+/// Log verbosity on stderr.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum LogLevel {
+    Off,
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to bind.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub(crate) host: String,
+    /// Port to bind; 0 picks a free one.
+    #[arg(long, default_value_t = 8082)]
+    pub(crate) port: u16,
+    /// HTTP path of the WebSocket endpoint; a missing leading `/` is added.
+    #[arg(long, default_value = "/")]
+    pub(crate) path: String,
+    /// Repeatable: `NAME` must be present, `!NAME` must be absent, `NAME=VALUE` must equal.
+    #[arg(long = "query", value_name = "SPEC")]
+    pub(crate) queries: Vec<String>,
+    /// Only users joined with the `join` command may link.
+    #[arg(long)]
+    pub(crate) no_new_users: bool,
+    /// How long a pending authentication may take; values below 1 mean 1.
+    #[arg(long, default_value_t = 10_000, allow_negative_numbers = true)]
+    pub(crate) auth_timeout_ms: i64,
+    /// Liveness ping interval; 0 disables, 1..99 mean 100.
+    #[arg(long, default_value_t = 15_000, allow_negative_numbers = true)]
+    pub(crate) ping_interval_ms: i64,
+    /// The protocol version served; clients must send `X.Y.*`.
+    #[arg(long, default_value = "0.6")]
+    pub(crate) krmx_version: ProtocolVersion,
+    /// Largest message a client may send; a larger one closes that connection with code 1009.
+    #[arg(long, default_value_t = krmx_core::DEFAULT_MAX_MESSAGE_BYTES)]
+    pub(crate) max_message_bytes: usize,
+    /// Every authentication waits for an `accept`/`reject` command.
+    #[arg(long)]
+    pub(crate) manual_auth: bool,
+    /// Repeatable: linking as USER is rejected with REASON at once.
+    #[arg(long = "reject", value_name = "USER=REASON")]
+    pub(crate) rejects: Vec<String>,
+    /// Every custom message from a user is broadcast to all linked users, sender included.
+    #[arg(long, conflicts_with = "echo")]
+    pub(crate) relay: bool,
+    /// Every custom message from a user is sent back to that user only.
+    #[arg(long)]
+    pub(crate) echo: bool,
+    /// Do not print `message` events (for benchmarks).
+    #[arg(long)]
+    pub(crate) quiet: bool,
+    /// Log verbosity on stderr.
+    #[arg(long, value_enum, default_value = "warn")]
+    pub(crate) log_level: LogLevel,
+}
+
+impl ServeArgs {
+    /// The core configuration these options describe.
+    pub(crate) fn krmx_config(&self) -> KrmxConfig {
+        let auth_timeout = Duration::from_millis(self.auth_timeout_ms.max(1).unsigned_abs());
+        let ping = Duration::from_millis(self.ping_interval_ms.max(0).unsigned_abs());
+        let mut config = KrmxConfig::default()
+            .auth(krmx_core::AuthMode::Application)
+            .accept_new_users(!self.no_new_users)
+            .auth_timeout(auth_timeout)
+            .ping_interval(ping)
+            .version(self.krmx_version)
+            .path(&self.path)
+            .max_message_bytes(self.max_message_bytes);
+        for spec in &self.queries {
+            let (name, requirement) = query_requirement(spec);
+            config = config.query(name, requirement);
+        }
+        config
+    }
+
+    /// The `--reject USER=REASON` pairs; an entry without `=` rejects with `rejected`.
+    pub(crate) fn reject_reasons(&self) -> Vec<(String, String)> {
+        self.rejects
+            .iter()
+            .map(|entry| match entry.split_once('=') {
+                Some((user, reason)) => (user.to_owned(), reason.to_owned()),
+                None => (entry.clone(), "rejected".to_owned()),
+            })
+            .collect()
+    }
+}
+
+/// `NAME` present, `!NAME` absent, `NAME=VALUE` equal.
+fn query_requirement(spec: &str) -> (String, QueryRequirement) {
+    if let Some(name) = spec.strip_prefix('!') {
+        (name.to_owned(), QueryRequirement::Absent)
+    } else if let Some((name, value)) = spec.split_once('=') {
+        (name.to_owned(), QueryRequirement::Equals(value.to_owned()))
+    } else {
+        (spec.to_owned(), QueryRequirement::Present)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve(args: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let mut all = vec!["krmx", "serve"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).map(|cli| match cli.command {
+            Command::Serve(args) => args,
+        })
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let args = serve(&[]).unwrap();
+        assert_eq!(
+            (args.host.as_str(), args.port, args.path.as_str()),
+            ("127.0.0.1", 8082, "/")
+        );
+        let config = args.krmx_config();
+        assert_eq!(config.auth_timeout_value(), Duration::from_secs(10));
+        assert_eq!(config.ping_interval_value(), Some(Duration::from_secs(15)));
+        assert_eq!(config.served_version().to_string(), "0.6");
+        assert_eq!(config.max_message_bytes_value(), 1_048_576);
+        assert!(config.accepts_new_users());
+        assert_eq!(config.path_rule(), Some("/"));
+    }
+
+    #[test]
+    fn relay_and_echo_exclude_each_other() {
+        assert!(serve(&["--relay", "--echo"]).is_err());
+        assert!(serve(&["--relay"]).is_ok());
+    }
+
+    #[test]
+    fn timing_values_are_clamped_as_documented() {
+        let config = serve(&["--auth-timeout-ms", "0", "--ping-interval-ms", "5"])
+            .unwrap()
+            .krmx_config();
+        assert_eq!(config.auth_timeout_value(), Duration::from_millis(1));
+        assert_eq!(
+            config.ping_interval_value(),
+            Some(Duration::from_millis(100))
+        );
+        let config = serve(&["--ping-interval-ms", "0"]).unwrap().krmx_config();
+        assert_eq!(config.ping_interval_value(), None);
+    }
+
+    #[test]
+    fn query_specs() {
+        let config = serve(&[
+            "--path", "game", "--query", "key", "--query", "!debug", "--query", "room=a",
+        ])
+        .unwrap()
+        .krmx_config();
+        assert_eq!(config.check_request("/game?key&room=a"), Ok(()));
+        assert!(config.check_request("/game?key&room=b").is_err());
+        assert!(config.check_request("/game?key&room=a&debug").is_err());
+        assert!(config.check_request("/game?room=a").is_err());
+        assert!(config.check_request("/?key&room=a").is_err());
+    }
+
+    #[test]
+    fn reject_pairs() {
+        let args = serve(&["--reject", "mallory=banned for life", "--reject", "eve"]).unwrap();
+        assert_eq!(
+            args.reject_reasons(),
+            vec![
+                ("mallory".to_owned(), "banned for life".to_owned()),
+                ("eve".to_owned(), "rejected".to_owned())
+            ]
+        );
+    }
+}

@@ -1,0 +1,80 @@
+//! `krmx`: the Krmx command-line server. See `krmx serve --help` and CLI.md.
+#![forbid(unsafe_code)]
+
+mod app;
+mod args;
+mod command;
+mod json;
+mod serve_mio;
+
+use app::{App, Behaviour, Reaction};
+use args::{Cli, Command, LogLevel, ServeArgs};
+use clap::Parser;
+use std::io::{self, BufWriter};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(&args),
+    }
+}
+
+fn serve(args: &ServeArgs) -> ExitCode {
+    init_logging(args.log_level);
+    let addr = match resolve(&args.host, args.port) {
+        Ok(addr) => addr,
+        Err(error) => {
+            eprintln!(
+                "krmx: cannot use --host {} --port {}: {error}",
+                args.host, args.port
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let behaviour = Behaviour {
+        manual_auth: args.manual_auth,
+        rejects: args.reject_reasons().into_iter().collect(),
+        reaction: if args.relay {
+            Reaction::Relay
+        } else if args.echo {
+            Reaction::Echo
+        } else {
+            Reaction::None
+        },
+        quiet: args.quiet,
+    };
+    let app = App::new(behaviour, BufWriter::new(io::stdout().lock()));
+    match serve_mio::serve(addr, args.krmx_config(), app) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("krmx: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
+    (host, port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::other("the host resolves to no address"))
+}
+
+fn init_logging(level: LogLevel) {
+    use tracing::Level;
+    let level = match level {
+        LogLevel::Off => return,
+        LogLevel::Error => Level::ERROR,
+        LogLevel::Warn => Level::WARN,
+        LogLevel::Info => Level::INFO,
+        LogLevel::Debug => Level::DEBUG,
+        LogLevel::Trace => Level::TRACE,
+    };
+    tracing_subscriber::fmt()
+        .with_writer(io::stderr)
+        .with_max_level(level)
+        .with_ansi(false)
+        .init();
+}

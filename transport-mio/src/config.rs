@@ -1,0 +1,78 @@
+//! [`TransportConfig`]: what the mio transport adds to the core's configuration.
+
+use std::time::Duration;
+
+/// Default time a client has to finish its HTTP upgrade: 5 s.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default time a closing connection may take to answer the close frame: 2 s.
+pub const DEFAULT_CLOSE_LINGER: Duration = Duration::from_secs(2);
+/// Default read buffer per connection: 4 KiB (tungstenite's default is 128 KiB, far more than an
+/// idle Krmx connection needs; larger messages are read in several steps).
+pub const DEFAULT_READ_BUFFER_BYTES: usize = 4 << 10;
+
+/// Socket-level settings of the mio transport. Protocol limits (message size, buffered bytes)
+/// live in [`KrmxConfig`](krmx_core::KrmxConfig) and apply to every transport alike.
+///
+/// ```
+/// use krmx_transport_mio::TransportConfig;
+/// use std::time::Duration;
+/// let config = TransportConfig::default().handshake_timeout(Duration::from_secs(2));
+/// assert_eq!(config.handshake_timeout_value(), Duration::from_secs(2));
+/// ```
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) close_linger: Duration,
+    pub(crate) read_buffer_bytes: usize,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        Self {
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            close_linger: DEFAULT_CLOSE_LINGER,
+            read_buffer_bytes: DEFAULT_READ_BUFFER_BYTES,
+        }
+    }
+}
+
+impl TransportConfig {
+    /// How long a client may take to finish its HTTP upgrade before it is dropped.
+    #[must_use]
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// How long a closing connection may take to answer the close frame before it is dropped.
+    #[must_use]
+    pub fn close_linger(mut self, linger: Duration) -> Self {
+        self.close_linger = linger;
+        self
+    }
+
+    /// The read buffer of each connection, in bytes (at least 256).
+    #[must_use]
+    pub fn read_buffer_bytes(mut self, bytes: usize) -> Self {
+        self.read_buffer_bytes = bytes.max(256);
+        self
+    }
+
+    /// The handshake timeout.
+    #[must_use]
+    pub fn handshake_timeout_value(&self) -> Duration {
+        self.handshake_timeout
+    }
+
+    /// The close linger.
+    #[must_use]
+    pub fn close_linger_value(&self) -> Duration {
+        self.close_linger
+    }
+
+    /// The read buffer size.
+    #[must_use]
+    pub fn read_buffer_bytes_value(&self) -> usize {
+        self.read_buffer_bytes
+    }
+}

@@ -1,0 +1,79 @@
+//! [`Socket`]: the stream tungstenite reads from and writes to. Reads go to the TCP socket;
+//! writes land in the connection's [`Outbox`], so tungstenite's own frames (handshake response,
+//! pongs, close replies) keep their place among ours and the server decides when to hit the
+//! socket.
+
+use crate::outbox::Outbox;
+use mio::net::TcpStream;
+use std::io::{self, Read, Write};
+
+/// A TCP stream whose writes are queued.
+#[derive(Debug)]
+pub(crate) struct Socket {
+    pub(crate) stream: TcpStream,
+    pub(crate) outbox: Outbox,
+    /// Bytes an application read before handing the connection over, replayed first.
+    prefix: Vec<u8>,
+    prefix_read: usize,
+}
+
+impl Socket {
+    pub(crate) fn new(stream: TcpStream, prefix: Vec<u8>) -> Self {
+        Self {
+            stream,
+            outbox: Outbox::default(),
+            prefix,
+            prefix_read: 0,
+        }
+    }
+
+    /// Writes queued bytes to the socket: `Ok(true)` when none are left.
+    pub(crate) fn flush_outbox(&mut self) -> io::Result<bool> {
+        self.outbox.write_to(&mut self.stream)
+    }
+}
+
+impl Read for Socket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(rest) = self.prefix.get(self.prefix_read..) {
+            if !rest.is_empty() {
+                let n = rest.len().min(buf.len());
+                if let (Some(dst), Some(src)) = (buf.get_mut(..n), rest.get(..n)) {
+                    dst.copy_from_slice(src);
+                }
+                self.prefix_read += n;
+                if self.prefix_read == self.prefix.len() {
+                    self.prefix = Vec::new();
+                    self.prefix_read = 0;
+                }
+                return Ok(n);
+            }
+        }
+        self.stream.read(buf)
+    }
+}
+
+impl Write for Socket {
+    /// Always takes everything: written straight through while nothing else is queued (so a
+    /// handshake refusal reaches the peer even though the connection is dropped right after),
+    /// the rest queued behind what is already waiting, never blocked on.
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut written = 0;
+        if self.outbox.is_empty() {
+            written = match self.stream.write(buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+                Err(e) => return Err(e),
+            };
+        }
+        if let Some(rest) = buf.get(written..) {
+            self.outbox.push_owned(rest.to_vec());
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
