@@ -27,6 +27,9 @@ impl Chunk {
 /// How many chunks one vectored write hands to the kernel at most.
 const MAX_IOVECS: usize = 64;
 
+/// Chunk slots an empty outbox keeps allocated; above it the queue's memory is released.
+const RETAINED_CHUNKS: usize = 16;
+
 /// Outbound bytes of one connection, in order.
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
@@ -108,6 +111,10 @@ impl Outbox {
                 Err(e) => return Err(e),
             };
             self.consume(written);
+        }
+        if self.chunks.capacity() > RETAINED_CHUNKS {
+            // A burst (a link storm, a broadcast flood) must not pin memory on an idle connection.
+            self.chunks = VecDeque::new();
         }
         Ok(true)
     }
