@@ -9,7 +9,9 @@ use std::sync::Arc;
 /// One piece of outbound bytes.
 #[derive(Debug)]
 enum Chunk {
-    /// Bytes owned by this queue (frame headers, control frames, handshake responses).
+    /// A frame header, kept inline (no allocation per message).
+    Header { bytes: [u8; MAX_HEADER], len: u8 },
+    /// Bytes owned by this queue (control frames, handshake responses, tungstenite's writes).
     Owned(Vec<u8>),
     /// A payload shared with every other recipient of the same broadcast.
     Shared(Arc<str>),
@@ -18,11 +20,15 @@ enum Chunk {
 impl Chunk {
     fn bytes(&self) -> &[u8] {
         match self {
+            Self::Header { bytes, len } => bytes.get(..usize::from(*len)).unwrap_or_default(),
             Self::Owned(bytes) => bytes,
             Self::Shared(text) => text.as_bytes(),
         }
     }
 }
+
+/// The longest header of an unmasked frame: 2 bytes and an 8-byte length.
+const MAX_HEADER: usize = 10;
 
 /// How many chunks one vectored write hands to the kernel at most.
 const MAX_IOVECS: usize = 64;
@@ -52,7 +58,9 @@ impl Outbox {
 
     /// Queues an unmasked text frame carrying `text` (server frames are never masked).
     pub(crate) fn push_text_frame(&mut self, text: &Text) {
-        self.push_owned(frame_header(0x1, text.len()));
+        let (bytes, len) = frame_header(0x1, text.len());
+        self.buffered += usize::from(len);
+        self.chunks.push_back(Chunk::Header { bytes, len });
         if !text.is_empty() {
             self.buffered += text.len();
             self.chunks.push_back(Chunk::Shared(text.shared()));
@@ -74,7 +82,8 @@ impl Outbox {
             }
             reason = reason.get(..end).unwrap_or_default();
         }
-        let mut frame = frame_header(0x8, 2 + reason.len());
+        let (header, len) = frame_header(0x8, 2 + reason.len());
+        let mut frame = header.get(..usize::from(len)).unwrap_or_default().to_vec();
         frame.extend_from_slice(&code.to_be_bytes());
         frame.extend_from_slice(reason.as_bytes());
         self.push_owned(frame);
@@ -137,20 +146,22 @@ impl Outbox {
     }
 }
 
-/// The header of an unmasked, final frame with this opcode and payload length.
-fn frame_header(opcode: u8, len: usize) -> Vec<u8> {
-    let mut header = Vec::with_capacity(10);
-    header.push(0x80 | opcode);
+/// The header of an unmasked, final frame with this opcode and payload length, and its length.
+fn frame_header(opcode: u8, len: usize) -> ([u8; MAX_HEADER], u8) {
+    let mut header = [0; MAX_HEADER];
+    header[0] = 0x80 | opcode;
     if len < 126 {
-        header.push(len as u8);
+        header[1] = len as u8;
+        (header, 2)
     } else if let Ok(len) = u16::try_from(len) {
-        header.push(126);
-        header.extend_from_slice(&len.to_be_bytes());
+        header[1] = 126;
+        header[2..4].copy_from_slice(&len.to_be_bytes());
+        (header, 4)
     } else {
-        header.push(127);
-        header.extend_from_slice(&(len as u64).to_be_bytes());
+        header[1] = 127;
+        header[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+        (header, 10)
     }
-    header
 }
 
 #[cfg(test)]
@@ -179,12 +190,13 @@ mod tests {
 
     #[test]
     fn frame_headers_use_the_three_length_forms() {
-        assert_eq!(frame_header(1, 5), vec![0x81, 5]);
-        assert_eq!(frame_header(1, 126), vec![0x81, 126, 0, 126]);
-        assert_eq!(
-            frame_header(1, 65_536),
-            vec![0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0]
-        );
+        let header = |len| {
+            let (bytes, n) = frame_header(1, len);
+            bytes[..usize::from(n)].to_vec()
+        };
+        assert_eq!(header(5), vec![0x81, 5]);
+        assert_eq!(header(126), vec![0x81, 126, 0, 126]);
+        assert_eq!(header(65_536), vec![0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0]);
     }
 
     #[test]

@@ -17,6 +17,15 @@ use indexmap::IndexMap;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
+/// Why the core forgets a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gone {
+    /// The transport reported it closed: nothing more can reach it.
+    Peer,
+    /// The server closes it: it still gets what is queued before its close frame.
+    Closing,
+}
+
 /// A user as the server tracks it.
 #[derive(Debug)]
 struct User {
@@ -146,7 +155,7 @@ impl Krmx {
                 Ok(())
             }
             Input::ConnectionClosed { conn } => {
-                self.forget_connection(now, conn);
+                self.forget_connection(now, conn, Gone::Peer);
                 Ok(())
             }
             Input::AuthDecided { id, decision } => {
@@ -374,7 +383,7 @@ impl Krmx {
         reason: &'static str,
     ) {
         if self.connections.contains_key(&conn) {
-            self.forget_connection(now, conn);
+            self.forget_connection(now, conn, Gone::Closing);
             self.outputs.push_back(Output::Close {
                 to: conn,
                 code,
@@ -384,12 +393,15 @@ impl Krmx {
     }
 
     /// The connection is gone: its user is unlinked, a pending decision for it is forgotten.
-    fn forget_connection(&mut self, now: Instant, conn: ConnectionId) {
+    /// A connection whose peer is gone is not sent its own `krmx/unlinked`.
+    fn forget_connection(&mut self, now: Instant, conn: ConnectionId, gone: Gone) {
         let Some(connection) = self.connections.get(&conn) else {
             return;
         };
         match connection.link.clone() {
-            LinkState::Linked(username) => self.unlink(now, &username),
+            LinkState::Linked(username) => {
+                self.unlink_as(now, &username, gone == Gone::Peer);
+            }
             LinkState::Pending(id) => self.drop_pending(id),
             LinkState::Unlinked => {}
         }

@@ -69,11 +69,17 @@ impl Krmx {
     /// Unlinks a linked user: `krmx/unlinked` to every linked connection (its own included), then
     /// the link is cleared and `unlink` emitted. Does nothing for an unlinked user.
     pub(super) fn unlink(&mut self, now: Instant, username: &Username) {
+        self.unlink_as(now, username, false);
+    }
+
+    /// Unlinks, leaving out the user's own connection when its peer is gone.
+    pub(super) fn unlink_as(&mut self, now: Instant, username: &Username, peer_gone: bool) {
         let Some(conn) = self.users.get(username).and_then(|user| user.conn) else {
             return;
         };
         tracing::info!(%username, %conn, "unlinked");
-        self.broadcast_text(&wire::presence("unlinked", username.as_str()), None);
+        let skip = peer_gone.then_some(username.as_str());
+        self.broadcast_text(&wire::presence("unlinked", username.as_str()), skip);
         let inactive_since = self.config.inactivity_timeout.map(|timeout| now + timeout);
         if let Some(user) = self.users.get_mut(username) {
             user.conn = None;
