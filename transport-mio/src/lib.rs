@@ -21,18 +21,16 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod config;
 mod connection;
 mod handle;
 mod outbox;
-mod reading;
 mod run;
 mod server;
 mod socket;
 
-pub use config::{
+pub use handle::Handle;
+pub use krmx_transport_shared::{
     DEFAULT_CLOSE_LINGER, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READ_BUFFER_BYTES, TransportConfig,
 };
-pub use handle::Handle;
 pub use run::run;
 pub use server::Server;

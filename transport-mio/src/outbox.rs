@@ -56,6 +56,12 @@ impl Outbox {
         self.chunks.is_empty()
     }
 
+    /// Whether enough is queued to fill one vectored write: worth writing now rather than at
+    /// the end of the turn, so a burst lands in the kernel's buffer instead of growing ours.
+    pub(crate) fn is_batch_full(&self) -> bool {
+        self.chunks.len() >= MAX_IOVECS
+    }
+
     /// Queues an unmasked text frame carrying `text` (server frames are never masked).
     pub(crate) fn push_text_frame(&mut self, text: &Text) {
         let (bytes, len) = frame_header(0x1, text.len());

@@ -1,20 +1,19 @@
 //! [`Server`]: the Krmx core bound to TCP sockets on a mio [`Registry`].
 
-use crate::config::TransportConfig;
-use crate::connection::{Conn, Phase, RequestCheck};
+use crate::connection::{Conn, Phase};
 use crate::handle::{Handle, Job};
 use crate::socket::Socket;
 use krmx_core::{
     AuthDecision, AuthId, ConnectionId, Error, Event, Input, Krmx, KrmxConfig, Message, Output,
     Status, UserInfo, Violation,
 };
+use krmx_transport_shared::{RequestCheck, Step, TargetSlot, TransportConfig};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token, Waker};
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 use tungstenite::HandshakeError;
 use tungstenite::handshake::server::ServerHandshake;
@@ -102,12 +101,7 @@ impl Server {
     /// [`adopt`](Self::adopt) (an application that serves HTTP on its port hands them over).
     #[must_use]
     pub fn without_listener(config: KrmxConfig, transport: TransportConfig) -> Self {
-        let ws_config = WebSocketConfig::default()
-            .read_buffer_size(transport.read_buffer_bytes)
-            .write_buffer_size(0)
-            .max_write_buffer_size(usize::MAX)
-            .max_message_size(Some(config.max_message_bytes_value()))
-            .max_frame_size(Some(config.max_message_bytes_value()));
+        let ws_config = krmx_transport_shared::websocket_config(&config, &transport);
         let (job_sender, jobs) = mpsc::channel();
         Self {
             krmx: Krmx::new(config.clone()),
@@ -403,9 +397,15 @@ impl Server {
             while let Some(output) = self.krmx.poll_output() {
                 match output {
                     Output::Send { to, text } => {
+                        let limit = self.config.max_buffered_bytes_value();
                         if let Some(socket) = self.open_socket(to) {
                             socket.outbox.push_text_frame(&text);
-                            if socket.outbox.buffered() > self.config.max_buffered_bytes_value() {
+                            if socket.outbox.is_batch_full() {
+                                // A write error shows again at the end-of-turn flush, which
+                                // drops the connection.
+                                let _ = socket.flush_outbox();
+                            }
+                            if socket.outbox.buffered() > limit {
                                 slow.push(to);
                             }
                             self.mark_dirty_id(to);
@@ -477,7 +477,7 @@ impl Server {
             &mut conn.phase,
             Phase::Handshaking {
                 mid: None,
-                target: Arc::default(),
+                target: TargetSlot::default(),
             },
         );
         let Phase::Open { mut ws, .. } = phase else {
@@ -488,7 +488,7 @@ impl Server {
         conn.phase = Phase::Closing { ws };
         let serial = conn.serial;
         self.linger_deadlines
-            .push_back((now + self.transport.close_linger, slot, serial));
+            .push_back((now + self.transport.close_linger_value(), slot, serial));
         self.mark_dirty(slot);
     }
 
@@ -542,11 +542,8 @@ impl Server {
             self.free_slots.push(slot);
             return Err(error);
         }
-        let target = Arc::new(Mutex::new(None));
-        let check = RequestCheck {
-            config: Arc::clone(&self.config),
-            target: Arc::clone(&target),
-        };
+        let check = RequestCheck::new(Arc::clone(&self.config));
+        let target = check.target_slot();
         let handshake = ServerHandshake::start(
             Socket::new(stream, already_read),
             check,
@@ -565,7 +562,7 @@ impl Server {
             });
         }
         self.handshake_deadlines.push_back((
-            Instant::now() + self.transport.handshake_timeout,
+            Instant::now() + self.transport.handshake_timeout_value(),
             slot,
             serial,
         ));
@@ -583,15 +580,10 @@ impl Server {
                 let Some(handshake) = mid.take() else {
                     return;
                 };
-                let target = Arc::clone(target);
+                let target = target.clone();
                 match handshake.handshake() {
                     Ok(ws) => {
-                        let target = target
-                            .lock()
-                            .ok()
-                            .and_then(|mut t| t.take())
-                            .unwrap_or_default();
-                        self.opened(slot, ws, target);
+                        self.opened(slot, ws, target.take());
                     }
                     Err(HandshakeError::Interrupted(again)) => {
                         *mid = Some(Box::new(again));
@@ -604,7 +596,7 @@ impl Server {
             }
             Phase::Open { .. } => self.read_messages(slot),
             Phase::Closing { ws } => {
-                if crate::reading::discard(ws.get_mut()) {
+                if ws.get_mut().discard_input() {
                     self.drop_slot(slot);
                 }
             }
@@ -644,24 +636,24 @@ impl Server {
                 return;
             };
             let id = *id;
-            let step = crate::reading::next_input(ws, id);
+            let step = krmx_transport_shared::step(ws.read(), id);
             if ws.get_mut().outbox.buffered() > 0 {
                 self.mark_dirty(slot);
             }
             match step {
-                crate::reading::Step::Input(input) => {
+                Step::Input(input) => {
                     let _ = self.feed(Instant::now(), input);
                 }
-                crate::reading::Step::Nothing => {}
-                crate::reading::Step::WouldBlock => return,
-                crate::reading::Step::PeerClosed => {
+                Step::Nothing => {}
+                Step::WouldBlock => return,
+                Step::PeerClosed => {
                     // Tell the core first (the user is unlinked), then let the close reply out.
                     self.by_id.remove(&id);
                     let _ = self.feed(Instant::now(), Input::ConnectionClosed { conn: id });
                     self.enter_closing(slot);
                     return;
                 }
-                crate::reading::Step::Gone => {
+                Step::Gone => {
                     self.by_id.remove(&id);
                     let _ = self.feed(Instant::now(), Input::ConnectionClosed { conn: id });
                     self.drop_slot(slot);
@@ -680,7 +672,7 @@ impl Server {
             &mut conn.phase,
             Phase::Handshaking {
                 mid: None,
-                target: Arc::default(),
+                target: TargetSlot::default(),
             },
         );
         match phase {
@@ -689,7 +681,7 @@ impl Server {
         }
         let serial = conn.serial;
         self.linger_deadlines.push_back((
-            Instant::now() + self.transport.close_linger,
+            Instant::now() + self.transport.close_linger_value(),
             slot,
             serial,
         ));

@@ -27,6 +27,21 @@ impl Socket {
         }
     }
 
+    /// Reads and drops whatever a closing peer still sends. `true` once the peer closed (or the
+    /// socket failed): the connection can be dropped.
+    pub(crate) fn discard_input(&mut self) -> bool {
+        let mut sink = [0_u8; 4096];
+        loop {
+            match self.stream.read(&mut sink) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return true,
+            }
+        }
+    }
+
     /// Writes queued bytes to the socket: `Ok(true)` when none are left.
     pub(crate) fn flush_outbox(&mut self) -> io::Result<bool> {
         self.outbox.write_to(&mut self.stream)

@@ -1,4 +1,4 @@
-//! [`TransportConfig`]: what the mio transport adds to the core's configuration.
+//! [`TransportConfig`]: what the transports add to the core's configuration.
 
 use std::time::Duration;
 
@@ -10,11 +10,11 @@ pub const DEFAULT_CLOSE_LINGER: Duration = Duration::from_secs(2);
 /// idle Krmx connection needs; larger messages are read in several steps).
 pub const DEFAULT_READ_BUFFER_BYTES: usize = 4 << 10;
 
-/// Socket-level settings of the mio transport. Protocol limits (message size, buffered bytes)
+/// Socket-level settings of a transport. Protocol limits (message size, buffered bytes)
 /// live in [`KrmxConfig`](krmx_core::KrmxConfig) and apply to every transport alike.
 ///
 /// ```
-/// use krmx_transport_mio::TransportConfig;
+/// use krmx_transport_shared::TransportConfig;
 /// use std::time::Duration;
 /// let config = TransportConfig::default().handshake_timeout(Duration::from_secs(2));
 /// assert_eq!(config.handshake_timeout_value(), Duration::from_secs(2));

@@ -1,27 +1,28 @@
-//! Turning what tungstenite reads into core inputs.
+//! Turning what tungstenite read into core inputs: the facts the transports report.
 
-use crate::socket::Socket;
 use krmx_core::{ConnectionId, Frame, Input, Violation};
-use std::io::{self, Read};
-use tungstenite::{Error, Message, WebSocket};
+use std::io;
+use tungstenite::{Error, Message};
 
 /// What one read produced.
-pub(crate) enum Step {
+#[derive(Debug)]
+pub enum Step {
     /// Feed this to the core.
     Input(Input),
-    /// Nothing for the core (a ping, answered by tungstenite; a raw frame).
+    /// Nothing for the core (a ping, which tungstenite answers; a raw frame).
     Nothing,
     /// No complete message is available yet.
     WouldBlock,
-    /// The peer sent a close frame; the reply is queued.
+    /// The peer sent a close frame (tungstenite queued the reply).
     PeerClosed,
     /// The connection is broken or closed.
     Gone,
 }
 
-/// Reads the next message.
-pub(crate) fn next_input(ws: &mut WebSocket<Socket>, conn: ConnectionId) -> Step {
-    let frame = match ws.read() {
+/// Maps the result of one `read` (or one item of an async stream) on connection `conn`.
+#[must_use]
+pub fn step(read: Result<Message, Error>, conn: ConnectionId) -> Step {
+    let frame = match read {
         Ok(Message::Text(text)) => Frame::Text(text.as_str().to_owned()),
         Ok(Message::Binary(bytes)) => Frame::Binary(bytes.to_vec()),
         Ok(Message::Pong(_)) => return Step::Input(Input::Pong { conn }),
@@ -41,19 +42,4 @@ pub(crate) fn next_input(ws: &mut WebSocket<Socket>, conn: ConnectionId) -> Step
 
 fn violation(conn: ConnectionId, violation: Violation) -> Step {
     Step::Input(Input::Violation { conn, violation })
-}
-
-/// Reads and drops whatever a closing peer still sends. `true` once the peer closed (or the
-/// socket failed): the connection can be dropped.
-pub(crate) fn discard(socket: &mut Socket) -> bool {
-    let mut sink = [0_u8; 4096];
-    loop {
-        match socket.stream.read(&mut sink) {
-            Ok(0) => return true,
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return true,
-        }
-    }
 }
