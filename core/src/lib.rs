@@ -47,6 +47,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod client;
 mod config;
 mod error;
 mod ids;
@@ -62,6 +63,10 @@ mod username;
 mod version;
 mod wire;
 
+pub use client::{
+    ClientConfig, ClientError, ClientEvent, ClientInput, ClientOutput, ClientStatus, ClientUser,
+    DEFAULT_CLIENT_VERSION, KrmxClient,
+};
 pub use config::{
     AuthMode, DEFAULT_AUTH_TIMEOUT, DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_MAX_PENDING_AUTHS, DEFAULT_MAX_QUEUED_DURING_AUTH, DEFAULT_PING_INTERVAL, KrmxConfig,
