@@ -99,6 +99,22 @@ pub enum Input {
     },
 }
 
+impl Input {
+    /// Whether this reports something a peer did (it may have waited in a socket while the
+    /// caller was busy), rather than a command, a decision or the passing of time.
+    #[must_use]
+    pub fn is_network_fact(&self) -> bool {
+        matches!(
+            self,
+            Self::ConnectionOpened { .. }
+                | Self::Frame { .. }
+                | Self::Pong { .. }
+                | Self::Violation { .. }
+                | Self::ConnectionClosed { .. }
+        )
+    }
+}
+
 /// The content of one complete WebSocket message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {

@@ -119,16 +119,29 @@ fn pending_link_whose_connection_did_not_pong_is_forgotten() {
 }
 
 #[test]
-fn ping_round_fires_before_the_input_that_arrives_at_its_time() {
+fn network_input_read_at_a_ping_round_is_handled_before_the_round() {
     let mut server = alice_and_bob();
     server.at(15_000);
     assert_eq!(
         server.text(2, r#"{"type":"chat/a"}"#),
         [
+            ev_message("bob", r#"{"type":"chat/a"}"#),
             Out::Ping(1),
             Out::Ping(2),
-            ev_message("bob", r#"{"type":"chat/a"}"#),
         ]
+    );
+}
+
+#[test]
+fn pong_read_by_a_loop_that_woke_late_still_counts() {
+    let mut server = Server::default_listening();
+    server.open(1);
+    assert_eq!(server.tick_at(15_000), [Out::Ping(1)]);
+    // The pong arrived in time but the loop only reads it when the next round is due.
+    server.at(30_000);
+    assert_eq!(
+        server.input(krmx_core::Input::Pong { conn: id(1) }),
+        [Out::Ping(1)]
     );
 }
 

@@ -89,6 +89,11 @@ impl Fleet {
         Ok(index)
     }
 
+    /// Whether client `index` failed (handshake refused, connection lost).
+    pub(crate) fn is_gone(&self, index: usize) -> bool {
+        matches!(self.clients.get(index).map(|c| &c.state), Some(State::Gone))
+    }
+
     /// Whether client `index` finished its handshake.
     pub(crate) fn is_open(&self, index: usize) -> bool {
         matches!(

@@ -107,7 +107,9 @@ fn idle(
     let start = Instant::now();
     let deadline = start + Duration::from_secs(900);
     while fleet.len() < clients {
-        let opening = (0..fleet.len()).filter(|&i| !fleet.is_open(i)).count();
+        let opening = (0..fleet.len())
+            .filter(|&i| !fleet.is_open(i) && !fleet.is_gone(i))
+            .count();
         if opening < in_flight {
             let name = format!("user{}", fleet.len());
             let first = if no_link {
@@ -127,6 +129,10 @@ fn idle(
         }
     }
     while count.complete < clients {
+        let gone = (0..fleet.len()).filter(|&i| fleet.is_gone(i)).count();
+        if gone > 0 {
+            return Err(io::Error::other(format!("idle: {gone} clients failed")));
+        }
         if Instant::now() > deadline {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,

@@ -284,11 +284,15 @@ impl Server {
         &self.krmx
     }
 
-    /// Feeds any core input now (server commands, auth decisions, close).
+    /// Feeds any core input now (server commands, auth decisions, close). [`Input::Close`]
+    /// does all that [`close`](Self::close) does.
     ///
     /// # Errors
     /// The core's error, for example `cannot kick a user that does not exist`.
     pub fn input(&mut self, input: Input) -> Result<(), Error> {
+        if matches!(input, Input::Close) {
+            return self.close();
+        }
         self.feed(Instant::now(), input)
     }
 
@@ -356,12 +360,28 @@ impl Server {
     /// # Errors
     /// As [`Input::Close`] (not starting or listening).
     pub fn close(&mut self) -> Result<(), Error> {
-        let result = self.input(Input::Close);
+        let result = self.feed(Instant::now(), Input::Close);
         if result.is_ok() {
             if let (Some(listener), Some(registry)) = (&mut self.listener, &self.registry) {
                 let _ = registry.deregister(listener);
             }
             self.listener = None;
+            // Connections still in their HTTP upgrade are no Krmx connections yet: drop them
+            // now instead of keeping the server from finishing until their handshake timeout.
+            let upgrading: Vec<usize> = (0..self.slots.len())
+                .filter(|&slot| {
+                    matches!(
+                        self.slots.get(slot),
+                        Some(Some(Conn {
+                            phase: Phase::Handshaking { .. },
+                            ..
+                        }))
+                    )
+                })
+                .collect();
+            for slot in upgrading {
+                self.drop_slot(slot);
+            }
         }
         result
     }
@@ -400,7 +420,9 @@ impl Server {
                         let limit = self.config.max_buffered_bytes_value();
                         if let Some(socket) = self.open_socket(to) {
                             socket.outbox.push_text_frame(&text);
-                            if socket.outbox.is_batch_full() {
+                            // Over the limit too: a burst within one turn is not a slow
+                            // consumer while the kernel still takes the bytes.
+                            if socket.outbox.is_batch_full() || socket.outbox.buffered() > limit {
                                 // A write error shows again at the end-of-turn flush, which
                                 // drops the connection.
                                 let _ = socket.flush_outbox();

@@ -124,14 +124,24 @@ impl Krmx {
     /// Feeds one input at time `now`, queueing its outputs.
     ///
     /// `now` must come from a monotonic clock; a time earlier than one already seen is treated
-    /// as that later time. Every due timer fires first, whatever the input.
+    /// as that later time. Timers due at `now` fire before a command, a decision or a tick, and
+    /// after a network fact (a frame, a pong, a close): such a fact was already waiting in its
+    /// socket when a caller that woke late read it, so a pong that arrived in time still counts.
     ///
     /// # Errors
     /// A server command that is not possible ([`Error`]'s texts are the reference's), or a
     /// transport reporting an unknown connection. A misbehaving peer is never an error.
     pub fn handle_input(&mut self, now: Instant, input: Input) -> Result<(), Error> {
         let now = self.advance(now);
+        if !input.is_network_fact() {
+            self.fire_due_timers(now);
+        }
+        let result = self.handle(now, input);
         self.fire_due_timers(now);
+        result
+    }
+
+    fn handle(&mut self, now: Instant, input: Input) -> Result<(), Error> {
         match input {
             Input::Start => self.start(),
             Input::Listen { port } => self.listen(now, port),

@@ -1,0 +1,415 @@
+//! [`Transport`] and [`RunningServer`]: one way to start, command and observe a server on any
+//! transport, so each scenario is written once.
+
+use crate::TIMEOUT;
+use krmx_core::{AuthDecision, AuthId, Error, Event, KrmxConfig, Message, Status, UserInfo};
+use serde_json::Value;
+use std::io;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::mpsc::{self, Receiver};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The transports under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Transport {
+    /// `krmx-transport-mio`.
+    Mio,
+}
+
+impl Transport {
+    /// Starts a server with `config` on an ephemeral port of 127.0.0.1, the other settings at
+    /// their defaults.
+    #[must_use]
+    pub fn start(self, config: KrmxConfig) -> RunningServer {
+        self.start_with(Setup::new(config))
+    }
+
+    /// Starts a server as `setup` describes.
+    #[must_use]
+    pub fn start_with(self, setup: Setup) -> RunningServer {
+        match self {
+            Self::Mio => crate::server_mio::start(setup),
+        }
+    }
+}
+
+/// A command run on the server's thread.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// `join(name)`.
+    Join(String),
+    /// `kick(name)`.
+    Kick(String),
+    /// `unlink(name)`.
+    Unlink(String),
+    /// `send(name, message)`.
+    Send(String, Message),
+    /// `broadcast(message, skip)`.
+    Broadcast(Message, Option<String>),
+    /// Answers a pending authentication.
+    DecideAuth(AuthId, AuthDecision),
+    /// Closes the server gracefully.
+    Close,
+}
+
+/// A hook run on the server's thread for every event, right when it is emitted (as an
+/// application's event handler): the commands it returns are carried out at once.
+pub type Hook = Box<dyn FnMut(&ServerEvent) -> Vec<Command> + Send>;
+
+/// How to start a server.
+pub struct Setup {
+    /// The core configuration.
+    pub config: KrmxConfig,
+    /// How long a client may take over its HTTP upgrade (transport default when `None`).
+    pub handshake_timeout: Option<Duration>,
+    /// How long a closing connection may take to answer the close frame.
+    pub close_linger: Duration,
+    /// The application's event handler.
+    pub hook: Option<Hook>,
+}
+
+impl Setup {
+    /// `config` with the transport's defaults, a 1 s close linger and no hook.
+    #[must_use]
+    pub fn new(config: KrmxConfig) -> Self {
+        Self {
+            config,
+            handshake_timeout: None,
+            close_linger: Duration::from_secs(1),
+            hook: None,
+        }
+    }
+
+    /// Sets the handshake timeout.
+    #[must_use]
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the application's event handler.
+    #[must_use]
+    pub fn on_event(
+        mut self,
+        hook: impl FnMut(&ServerEvent) -> Vec<Command> + Send + 'static,
+    ) -> Self {
+        self.hook = Some(Box::new(hook));
+        self
+    }
+}
+
+/// An event as the tests compare it: the core's [`Event`] without connection ids.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerEvent {
+    /// `listen(port)`.
+    Listening(u16),
+    /// `close`.
+    Closed,
+    /// `authenticate(username, is_new_user, auth)`, with the id to answer.
+    Authenticate {
+        /// The id to decide.
+        id: AuthId,
+        /// The user asked for.
+        username: String,
+        /// Whether the user does not exist yet.
+        is_new_user: bool,
+        /// The auth string sent.
+        auth: Option<String>,
+    },
+    /// `join(name)`.
+    Joined(String),
+    /// `link(name)`.
+    Linked(String),
+    /// `unlink(name)`.
+    Unlinked(String),
+    /// `leave(name)`.
+    Left(String),
+    /// `message(name, message)`, the whole message as JSON.
+    Message(String, Value),
+    /// A command returned by a [`Hook`] failed (a test bug or a server bug).
+    HookCommandFailed(String),
+    /// An event these tests do not know yet.
+    Other(String),
+}
+
+impl From<Event> for ServerEvent {
+    fn from(event: Event) -> Self {
+        match event {
+            Event::Listening { port } => Self::Listening(port),
+            Event::Closed => Self::Closed,
+            Event::AuthRequested {
+                id,
+                username,
+                is_new_user,
+                auth,
+                ..
+            } => Self::Authenticate {
+                id,
+                username: username.as_str().to_owned(),
+                is_new_user,
+                auth,
+            },
+            Event::Joined { username } => Self::Joined(username.as_str().to_owned()),
+            Event::Linked { username, .. } => Self::Linked(username.as_str().to_owned()),
+            Event::Unlinked { username, .. } => Self::Unlinked(username.as_str().to_owned()),
+            Event::Left { username } => Self::Left(username.as_str().to_owned()),
+            Event::Message { username, message } => {
+                Self::Message(username.as_str().to_owned(), message.into_value())
+            }
+            other => Self::Other(format!("{other:?}")),
+        }
+    }
+}
+
+/// Shorthands for expected events.
+impl ServerEvent {
+    /// `join(name)`.
+    #[must_use]
+    pub fn joined(username: &str) -> Self {
+        Self::Joined(username.to_owned())
+    }
+    /// `link(name)`.
+    #[must_use]
+    pub fn linked(username: &str) -> Self {
+        Self::Linked(username.to_owned())
+    }
+    /// `unlink(name)`.
+    #[must_use]
+    pub fn unlinked(username: &str) -> Self {
+        Self::Unlinked(username.to_owned())
+    }
+    /// `leave(name)`.
+    #[must_use]
+    pub fn left(username: &str) -> Self {
+        Self::Left(username.to_owned())
+    }
+    /// `message(name, message)`.
+    #[must_use]
+    pub fn message(username: &str, message: Value) -> Self {
+        Self::Message(username.to_owned(), message)
+    }
+}
+
+/// What each transport provides to a [`RunningServer`]. Every method runs on the server's
+/// thread and waits for it at most [`TIMEOUT`], panicking past that.
+pub(crate) trait Backend: Send {
+    /// Carries out a command; `None` when the server did not answer within [`TIMEOUT`] or is
+    /// gone.
+    fn try_command(&self, command: Command) -> Option<Result<(), Error>>;
+    /// The users in join order.
+    fn users(&self) -> Vec<UserInfo>;
+    /// The status.
+    fn status(&self) -> Status;
+    /// Hands over a connection accepted elsewhere, with the request bytes already read from it.
+    fn adopt(&self, stream: TcpStream, already_read: Vec<u8>) -> io::Result<()>;
+}
+
+/// A server running on its own thread.
+pub struct RunningServer {
+    addr: SocketAddr,
+    backend: Box<dyn Backend>,
+    events: Receiver<ServerEvent>,
+    thread: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl RunningServer {
+    pub(crate) fn new(
+        addr: SocketAddr,
+        backend: Box<dyn Backend>,
+        events: Receiver<ServerEvent>,
+        thread: JoinHandle<io::Result<()>>,
+    ) -> Self {
+        let mut server = Self {
+            addr,
+            backend,
+            events,
+            thread: Some(thread),
+        };
+        server.expect_event(&ServerEvent::Listening(addr.port()));
+        server
+    }
+
+    /// The address the server listens on.
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Carries out a command on the server's thread and returns its result.
+    ///
+    /// # Errors
+    /// The server's own error for the command.
+    pub fn command(&self, command: Command) -> Result<(), Error> {
+        let shown = format!("{command:?}");
+        self.backend
+            .try_command(command)
+            .unwrap_or_else(|| panic!("the server did not answer {shown} within {TIMEOUT:?}"))
+    }
+
+    /// `join(name)`, which must succeed.
+    pub fn join(&self, username: &str) {
+        self.ok(Command::Join(username.to_owned()));
+    }
+
+    /// `kick(name)`, which must succeed.
+    pub fn kick(&self, username: &str) {
+        self.ok(Command::Kick(username.to_owned()));
+    }
+
+    /// `unlink(name)`, which must succeed.
+    pub fn unlink(&self, username: &str) {
+        self.ok(Command::Unlink(username.to_owned()));
+    }
+
+    /// `send(name, message)` of a JSON message, which must succeed.
+    pub fn send(&self, username: &str, message: &Value) {
+        self.ok(Command::Send(username.to_owned(), to_message(message)));
+    }
+
+    /// `broadcast(message, skip)` of a JSON message, which must succeed.
+    pub fn broadcast(&self, message: &Value, skip: Option<&str>) {
+        self.ok(Command::Broadcast(
+            to_message(message),
+            skip.map(str::to_owned),
+        ));
+    }
+
+    /// Answers a pending authentication.
+    pub fn decide_auth(&self, id: AuthId, decision: AuthDecision) {
+        self.ok(Command::DecideAuth(id, decision));
+    }
+
+    /// Closes the server gracefully; it must succeed.
+    pub fn close(&self) {
+        self.ok(Command::Close);
+    }
+
+    /// The users in join order, as `(name, is_linked)`.
+    #[must_use]
+    pub fn users(&self) -> Vec<(String, bool)> {
+        self.backend
+            .users()
+            .into_iter()
+            .map(|user| (user.username.as_str().to_owned(), user.is_linked))
+            .collect()
+    }
+
+    /// The status.
+    #[must_use]
+    pub fn status(&self) -> Status {
+        self.backend.status()
+    }
+
+    /// Hands a connection accepted by the application's own listener over to the server.
+    ///
+    /// # Errors
+    /// The transport refused it.
+    pub fn adopt(&self, stream: TcpStream, already_read: Vec<u8>) -> io::Result<()> {
+        self.backend.adopt(stream, already_read)
+    }
+
+    /// The next event within `timeout`, if any.
+    pub fn next_event_within(&mut self, timeout: Duration) -> Option<ServerEvent> {
+        self.events.recv_timeout(timeout).ok()
+    }
+
+    /// The next event; panics after [`TIMEOUT`].
+    pub fn next_event(&mut self) -> ServerEvent {
+        self.next_event_within(TIMEOUT)
+            .unwrap_or_else(|| panic!("the server emitted no event within {TIMEOUT:?}"))
+    }
+
+    /// Asserts the next event.
+    pub fn expect_event(&mut self, expected: &ServerEvent) {
+        let event = self.next_event_within(TIMEOUT);
+        assert_eq!(event.as_ref(), Some(expected), "unexpected server event");
+    }
+
+    /// Asserts the next events, in order.
+    pub fn expect_events(&mut self, expected: &[ServerEvent]) {
+        for event in expected {
+            self.expect_event(event);
+        }
+    }
+
+    /// Expects an authenticate event for `username` and returns its id, whether the user is
+    /// new, and its auth string.
+    pub fn expect_authenticate(&mut self, username: &str) -> (AuthId, bool, Option<String>) {
+        match self.next_event() {
+            ServerEvent::Authenticate {
+                id,
+                username: name,
+                is_new_user,
+                auth,
+            } if name == username => (id, is_new_user, auth),
+            other => panic!("expected authenticate for {username}, got {other:?}"),
+        }
+    }
+
+    /// Asserts that no event comes for `duration`.
+    pub fn expect_no_event_for(&mut self, duration: Duration) {
+        if let Some(event) = self.next_event_within(duration) {
+            panic!("expected no event for {duration:?}, got {event:?}");
+        }
+    }
+
+    /// Waits until the server's thread returned, and asserts it returned without error.
+    pub fn expect_finished(&mut self) {
+        let thread = self
+            .thread
+            .take()
+            .expect("the server thread was joined already");
+        let deadline = Instant::now() + TIMEOUT;
+        while !thread.is_finished() {
+            assert!(
+                Instant::now() < deadline,
+                "the server thread did not return within {TIMEOUT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        match thread.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => panic!("the server thread failed: {error}"),
+            Err(_) => panic!("the server thread panicked"),
+        }
+    }
+
+    fn ok(&self, command: Command) {
+        let shown = format!("{command:?}");
+        if let Err(error) = self.command(command) {
+            panic!("{shown} failed: {error}");
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    /// Closes a server a test left running and gives its thread a moment to end, so servers
+    /// do not pile up across tests.
+    fn drop(&mut self) {
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        if thread.is_finished() {
+            let _ = thread.join();
+            return;
+        }
+        let _ = self.backend.try_command(Command::Close);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while !thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// A message from JSON; panics when it is not one.
+#[must_use]
+pub fn to_message(value: &Value) -> Message {
+    Message::from_value(value.clone()).unwrap_or_else(|_| panic!("not a message: {value}"))
+}
+
+/// A channel for one reply from the server's thread.
+pub(crate) fn reply_channel<T>() -> (mpsc::SyncSender<T>, Receiver<T>) {
+    mpsc::sync_channel(1)
+}

@@ -1,0 +1,491 @@
+//! The `krmx serve` contract (CLI.md), driven through stdin and stdout as a script would.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use krmx_tests::cli::{CliServer, run_to_exit};
+use krmx_tests::msg::{joined, left, linked, rejected, unlinked};
+use krmx_tests::{Client, TIMEOUT};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+fn event(name: &str, username: &str) -> Value {
+    json!({"event": name, "username": username})
+}
+
+fn ok(command: &str) -> Value {
+    json!({ "ok": command })
+}
+
+fn error(message: &str) -> Value {
+    json!({ "error": message })
+}
+
+/// Links `username` (no auth) on a new connection; expects the roster on the client and the
+/// authenticate, join (when new) and link lines on stdout.
+fn link(server: &mut CliServer, username: &str, roster: &[(&str, bool)], is_new: bool) -> Client {
+    let mut client = Client::connect(server.addr());
+    client.link(username);
+    client.expect_linked(roster);
+    server.expect(&json!({"event": "authenticate", "username": username, "isNewUser": is_new}));
+    if is_new {
+        server.expect(&event("join", username));
+    }
+    server.expect(&event("link", username));
+    client
+}
+
+#[test]
+fn status_and_users_reply_with_one_line_each() {
+    let mut server = CliServer::start(&[]);
+    server.command("status", &json!({"status": "listening"}));
+    server.command("users", &json!({"users": []}));
+    let _alice = link(&mut server, "alice", &[("alice", true)], true);
+    server.command("join", &error("usage: join NAME"));
+    server.command("join bob", &event("join", "bob"));
+    server.expect(&ok("join"));
+    server.command(
+        "users",
+        &json!({"users": [
+            {"username": "alice", "isLinked": true},
+            {"username": "bob", "isLinked": false}
+        ]}),
+    );
+    // A blank line is not a command: no reply, so the next line answers `status`.
+    server.send_line("   ");
+    server.command("status", &json!({"status": "listening"}));
+}
+
+#[test]
+fn links_print_authenticate_join_link_and_messages_print_whole() {
+    let mut server = CliServer::start(&[]);
+    let mut alice = Client::connect(server.addr());
+    alice.link_with("alice", "0.6.2", Some("tok"));
+    alice.expect_linked(&[("alice", true)]);
+    server.expect_lines(&[
+        json!({"event": "authenticate", "username": "alice", "isNewUser": true, "auth": "tok"}),
+        event("join", "alice"),
+        event("link", "alice"),
+    ]);
+    let message = json!({"type": "chat/say", "payload": {"text": "hi"}, "extra": [1, null]});
+    alice.send_json(&message);
+    server.expect(&json!({"event": "message", "username": "alice", "message": message}));
+    // Relinking an existing user: not new, no join line.
+    alice.send_json(&json!({"type": "krmx/unlink"}));
+    alice.expect_json(&unlinked("alice"));
+    server.expect(&event("unlink", "alice"));
+    alice.link("alice");
+    alice.expect_linked(&[("alice", true)]);
+    server.expect_lines(&[
+        json!({"event": "authenticate", "username": "alice", "isNewUser": false}),
+        event("link", "alice"),
+    ]);
+    alice.send_json(&json!({"type": "krmx/leave"}));
+    alice.expect_jsons(&[unlinked("alice"), left("alice")]);
+    server.expect_lines(&[event("unlink", "alice"), event("leave", "alice")]);
+}
+
+#[test]
+fn join_kick_and_unlink_commands_print_their_events_then_ok() {
+    let mut server = CliServer::start(&[]);
+    let mut alice = link(&mut server, "alice", &[("alice", true)], true);
+
+    server.command("join dave", &event("join", "dave"));
+    server.expect(&ok("join"));
+    alice.expect_json(&joined("dave"));
+
+    server.command("unlink alice", &event("unlink", "alice"));
+    server.expect(&ok("unlink"));
+    alice.expect_json(&unlinked("alice"));
+    alice.link("alice");
+    alice.expect_linked(&[("alice", true), ("dave", false)]);
+    server.expect_lines(&[
+        json!({"event": "authenticate", "username": "alice", "isNewUser": false}),
+        event("link", "alice"),
+    ]);
+
+    server.command("kick dave", &event("leave", "dave"));
+    server.expect(&ok("kick"));
+    alice.expect_json(&left("dave"));
+
+    server.command("kick alice", &event("unlink", "alice"));
+    server.expect_lines(&[event("leave", "alice"), ok("kick")]);
+    alice.expect_jsons(&[unlinked("alice"), left("alice")]);
+
+    for (line, message) in [
+        ("kick zed", "cannot kick a user that does not exist"),
+        ("join 1bad", "cannot join a user with an invalid username"),
+        (
+            "unlink zed",
+            "cannot unlink a connection from a user that does not exist",
+        ),
+    ] {
+        server.command(line, &error(message));
+    }
+    server.command("join dave", &event("join", "dave"));
+    server.expect(&ok("join"));
+    server.command("join dave", &error("cannot join a user that already exist"));
+    server.command(
+        "unlink dave",
+        &error("cannot unlink a connection from a user that is not linked"),
+    );
+    server.command("status", &json!({"status": "listening"}));
+}
+
+#[test]
+fn send_broadcast_and_broadcast_except_reach_the_right_users() {
+    let mut server = CliServer::start(&[]);
+    let mut alice = link(&mut server, "alice", &[("alice", true)], true);
+    let mut bob = link(&mut server, "bob", &[("alice", true), ("bob", true)], true);
+    alice.expect_jsons(&[joined("bob"), linked("bob")]);
+
+    server.command(
+        r#"send bob {"type":"app/one","payload":{"n":1}}"#,
+        &ok("send"),
+    );
+    bob.expect_json(&json!({"type": "app/one", "payload": {"n": 1}}));
+
+    server.command(r#"broadcast {"type":"app/all","x":true}"#, &ok("broadcast"));
+    alice.expect_json(&json!({"type": "app/all", "x": true}));
+    bob.expect_json(&json!({"type": "app/all", "x": true}));
+
+    server.command(
+        r#"broadcast-except alice {"type":"app/most"}"#,
+        &ok("broadcast-except"),
+    );
+    bob.expect_json(&json!({"type": "app/most"}));
+    alice.expect_nothing_for(Duration::from_millis(50));
+
+    server.command(
+        r#"send zed {"type":"a"}"#,
+        &error("cannot send a message to a user that does not exist"),
+    );
+    server.command("join dave", &event("join", "dave"));
+    server.expect(&ok("join"));
+    server.command(
+        r#"send dave {"type":"a"}"#,
+        &error("cannot send a message to a user that is not linked to a connection"),
+    );
+    alice.expect_json(&joined("dave"));
+    bob.expect_json(&joined("dave"));
+    bob.expect_nothing_for(Duration::from_millis(30));
+}
+
+#[test]
+fn unknown_commands_and_unparsable_json_get_an_error_and_the_server_keeps_running() {
+    let mut server = CliServer::start(&[]);
+    server.command("dance", &error("unknown command 'dance'"));
+    for line in [
+        "broadcast {",
+        r#"broadcast {"type":"a""#,
+        "send alice not-json",
+        "broadcast-except alice {]",
+    ] {
+        server.send_line(line);
+        let reply = server.next_json();
+        let message = reply["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{line}: {reply}"));
+        assert!(message.starts_with("invalid JSON"), "{line}: {reply}");
+    }
+    for line in ["broadcast [1]", r#"broadcast {"type":1}"#, "broadcast {}"] {
+        server.send_line(line);
+        let reply = server.next_json();
+        assert!(reply["error"].is_string(), "{line}: {reply}");
+    }
+    server.command("status", &json!({"status": "listening"}));
+    server.assert_running();
+}
+
+#[test]
+fn manual_auth_waits_for_accept_or_reject_by_id() {
+    let mut server = CliServer::start(&["--manual-auth"]);
+    let mut alice = Client::connect(server.addr());
+    alice.link_with("alice", "0.6.0", Some("secret"));
+    let request = server.next_json();
+    let id = request["id"].as_u64().expect("an id");
+    assert_eq!(
+        request,
+        json!({"event": "authenticate", "id": id, "username": "alice", "isNewUser": true, "auth": "secret"})
+    );
+    alice.expect_nothing_for(Duration::from_millis(100));
+    server.command(&format!("accept {id}"), &event("join", "alice"));
+    server.expect_lines(&[event("link", "alice"), ok("accept")]);
+    alice.expect_linked(&[("alice", true)]);
+
+    let mut mallory = Client::connect(server.addr());
+    mallory.link("mallory");
+    let request = server.next_json();
+    let other = request["id"].as_u64().expect("an id");
+    assert_ne!(other, id);
+    assert_eq!(
+        request,
+        json!({"event": "authenticate", "id": other, "username": "mallory", "isNewUser": true})
+    );
+    server.command(
+        &format!("reject {other} not  today, mallory"),
+        &ok("reject"),
+    );
+    mallory.expect_json(&rejected("not  today, mallory"));
+
+    server.command(
+        &format!("accept {other}"),
+        &error(&format!("no pending authentication with id {other}")),
+    );
+    server.command(
+        "reject 999 no",
+        &error("no pending authentication with id 999"),
+    );
+    server.send_line("accept x");
+    assert!(server.next_json()["error"].is_string());
+    server.command(
+        "users",
+        &json!({"users": [{"username": "alice", "isLinked": true}]}),
+    );
+}
+
+#[test]
+fn manual_auth_times_out_after_auth_timeout_ms() {
+    let mut server = CliServer::start(&["--manual-auth", "--auth-timeout-ms", "100"]);
+    let mut client = Client::connect(server.addr());
+    client.link("alice");
+    let id = server.next_json()["id"].as_u64().expect("an id");
+    client.expect_json(&rejected("authentication timeout"));
+    server.command(
+        &format!("accept {id}"),
+        &error(&format!("no pending authentication with id {id}")),
+    );
+}
+
+#[test]
+fn reject_option_rejects_those_users_at_once() {
+    let mut server = CliServer::start(&["--reject", "mallory=banned for life", "--reject", "eve"]);
+    let mut client = Client::connect(server.addr());
+    client.link("mallory");
+    client.expect_json(&rejected("banned for life"));
+    server.expect(&json!({"event": "authenticate", "username": "mallory", "isNewUser": true}));
+    client.link("eve");
+    client.expect_json(&rejected("rejected"));
+    server.expect(&json!({"event": "authenticate", "username": "eve", "isNewUser": true}));
+    client.link("alice");
+    client.expect_linked(&[("alice", true)]);
+    server.expect_lines(&[
+        json!({"event": "authenticate", "username": "alice", "isNewUser": true}),
+        event("join", "alice"),
+        event("link", "alice"),
+    ]);
+}
+
+#[test]
+fn relay_sends_every_message_to_every_linked_user_including_the_sender() {
+    let mut server = CliServer::start(&["--relay"]);
+    let mut alice = link(&mut server, "alice", &[("alice", true)], true);
+    let mut bob = link(&mut server, "bob", &[("alice", true), ("bob", true)], true);
+    alice.expect_jsons(&[joined("bob"), linked("bob")]);
+    let mut stranger = Client::connect(server.addr());
+
+    let message = json!({"type": "chat/say", "payload": "hi", "extra": {"k": [1, 2]}, "seq": 0});
+    alice.send_json(&message);
+    alice.expect_json(&message);
+    bob.expect_json(&message);
+    server.expect(&json!({"event": "message", "username": "alice", "message": message}));
+
+    // Each sender's messages arrive in the order sent.
+    for seq in 1..=20 {
+        bob.send_json(&json!({"type": "n", "payload": seq}));
+    }
+    for seq in 1..=20 {
+        let expected = json!({"type": "n", "payload": seq});
+        alice.expect_json(&expected);
+        bob.expect_json(&expected);
+        server.expect(&json!({"event": "message", "username": "bob", "message": expected}));
+    }
+    stranger.expect_nothing_for(Duration::from_millis(50));
+}
+
+#[test]
+fn echo_sends_every_message_back_to_its_sender_only() {
+    let mut server = CliServer::start(&["--echo"]);
+    let mut alice = link(&mut server, "alice", &[("alice", true)], true);
+    let mut bob = link(&mut server, "bob", &[("alice", true), ("bob", true)], true);
+    alice.expect_jsons(&[joined("bob"), linked("bob")]);
+    let message = json!({"type": "chat/say", "payload": [1, 2], "extra": "kept"});
+    alice.send_json(&message);
+    alice.expect_json(&message);
+    server.expect(&json!({"event": "message", "username": "alice", "message": message}));
+    bob.expect_nothing_for(Duration::from_millis(50));
+}
+
+#[test]
+fn relay_with_echo_refuses_to_start() {
+    let (status, stderr) = run_to_exit(&["serve", "--port", "0", "--relay", "--echo"]);
+    assert!(!status.success(), "krmx started with --relay --echo");
+    assert!(!stderr.is_empty());
+}
+
+#[test]
+fn quiet_prints_no_message_events() {
+    let mut server = CliServer::start(&["--quiet", "--echo"]);
+    let mut alice = link(&mut server, "alice", &[("alice", true)], true);
+    alice.send_json(&json!({"type": "chat/say"}));
+    alice.expect_json(&json!({"type": "chat/say"}));
+    // The message was handled: were its event printed, it would come before this reply.
+    server.command("status", &json!({"status": "listening"}));
+    alice.send_json(&json!({"type": "krmx/unlink"}));
+    alice.expect_json(&unlinked("alice"));
+    server.expect(&event("unlink", "alice"));
+}
+
+#[test]
+fn no_new_users_admits_only_users_joined_by_command() {
+    let mut server = CliServer::start(&["--no-new-users"]);
+    let mut client = Client::connect(server.addr());
+    client.link("alice");
+    client.expect_json(&rejected("server is not accepting new users"));
+    server.command("join alice", &event("join", "alice"));
+    server.expect(&ok("join"));
+    client.link("alice");
+    client.expect_linked(&[("alice", true)]);
+    server.expect_lines(&[
+        json!({"event": "authenticate", "username": "alice", "isNewUser": false}),
+        event("link", "alice"),
+    ]);
+}
+
+#[test]
+fn path_and_query_options_guard_the_endpoint() {
+    let mut server = CliServer::start(&[
+        "--path", "game", "--query", "room", "--query", "!debug", "--query", "v=2",
+    ]);
+    match Client::try_connect(server.addr(), "/lobby?room=1&v=2") {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 404),
+        Err(other) => panic!("expected HTTP 404, got {other}"),
+        Ok(_) => panic!("the wrong path was accepted"),
+    }
+    for path in ["/game", "/game?room=1&v=2&debug", "/game?room=1&v=3"] {
+        let mut client = Client::connect_path(server.addr(), path);
+        client.expect_close(1008);
+    }
+    let mut client = Client::connect_path(server.addr(), "/game?room=1&v=2");
+    client.link("alice");
+    client.expect_linked(&[("alice", true)]);
+    server.expect_lines(&[
+        json!({"event": "authenticate", "username": "alice", "isNewUser": true}),
+        event("join", "alice"),
+        event("link", "alice"),
+    ]);
+}
+
+#[test]
+fn protocol_options_shape_the_server() {
+    let mut server = CliServer::start(&["--krmx-version", "1.2", "--max-message-bytes", "1024"]);
+    let mut client = Client::connect(server.addr());
+    client.link("alice");
+    client.expect_json(&rejected(
+        "krmx server version mismatch (server=1.2.*,client=0.6.0)",
+    ));
+    client.link_with("alice", "1.2.9", None);
+    client.expect_linked(&[("alice", true)]);
+    server.expect_lines(&[
+        json!({"event": "authenticate", "username": "alice", "isNewUser": true}),
+        event("join", "alice"),
+        event("link", "alice"),
+    ]);
+    client.send_text(&format!(
+        r#"{{"type":"big","payload":"{}"}}"#,
+        "x".repeat(1024)
+    ));
+    client.expect_json(&unlinked("alice"));
+    client.expect_close(1009);
+    server.expect(&event("unlink", "alice"));
+}
+
+#[test]
+fn ping_interval_option_terminates_silent_clients() {
+    let mut server = CliServer::start(&["--ping-interval-ms", "100"]);
+    let alice = link(&mut server, "alice", &[("alice", true)], true);
+    let mut raw = alice.into_raw();
+    server.expect(&event("unlink", "alice"));
+    let (_, texts) = raw.expect_close_raw(1001, TIMEOUT);
+    assert_eq!(texts, [unlinked("alice")]);
+}
+
+#[test]
+fn close_command_closes_gracefully_and_exits_0() {
+    let mut server = CliServer::start(&[]);
+    let mut alice = link(&mut server, "alice", &[("alice", true)], true);
+    server.command("join bob", &event("join", "bob"));
+    server.expect(&ok("join"));
+    alice.expect_json(&joined("bob"));
+    server.command("close", &event("unlink", "alice"));
+    server.expect_lines(&[
+        event("leave", "alice"),
+        event("leave", "bob"),
+        json!({"event": "close"}),
+        ok("close"),
+    ]);
+    alice.expect_jsons(&[unlinked("alice"), left("alice")]);
+    alice.expect_close(1001);
+    let status = server.wait_exit();
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", server.stderr());
+}
+
+fn closes_gracefully_on(signal: &str) {
+    let mut server = CliServer::start(&[]);
+    let mut alice = link(&mut server, "alice", &[("alice", true)], true);
+    // A TCP connection that never upgrades does not hold the exit up.
+    let _silent = std::net::TcpStream::connect(server.addr()).expect("connecting");
+    server.command("status", &json!({"status": "listening"}));
+    let started = std::time::Instant::now();
+    server.signal(signal);
+    server.expect_lines(&[
+        event("unlink", "alice"),
+        event("leave", "alice"),
+        json!({"event": "close"}),
+    ]);
+    alice.expect_jsons(&[unlinked("alice"), left("alice")]);
+    alice.expect_close(1001);
+    let status = server.wait_exit();
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", server.stderr());
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "exited only after {elapsed:?}"
+    );
+    assert_eq!(server.next_json_within(Duration::from_millis(100)), None);
+}
+
+#[test]
+fn sigterm_closes_gracefully_and_exits_0() {
+    closes_gracefully_on("TERM");
+}
+
+#[test]
+fn sigint_closes_gracefully_and_exits_0() {
+    closes_gracefully_on("INT");
+}
+
+#[test]
+fn end_of_stdin_does_not_close_the_server() {
+    let mut server = CliServer::start(&[]);
+    server.close_stdin();
+    server.expect_silence_for(Duration::from_millis(200));
+    server.assert_running();
+    let mut alice = link(&mut server, "alice", &[("alice", true)], true);
+    alice.send_json(&json!({"type": "still/here"}));
+    server.expect(
+        &json!({"event": "message", "username": "alice", "message": {"type": "still/here"}}),
+    );
+    server.signal("TERM");
+    server.expect_lines(&[
+        event("unlink", "alice"),
+        event("leave", "alice"),
+        json!({"event": "close"}),
+    ]);
+    alice.expect_jsons(&[unlinked("alice"), left("alice")]);
+    alice.expect_close(1001);
+    assert_eq!(server.wait_exit().code(), Some(0));
+}
