@@ -3,12 +3,14 @@
 use crate::Text;
 use serde_json::{Map, Value};
 use std::fmt;
+use std::sync::OnceLock;
 
 /// One Krmx message: a JSON object with a string `type`, an optional `payload`, and any other
 /// top-level fields (which are kept, as the reference forwards the whole object).
 ///
-/// A message parsed from a client keeps its original text, so relaying it unchanged costs no
-/// serialisation.
+/// A message parsed from a client keeps its original text, and its fields are only built into
+/// a JSON tree when first asked for: handling or relaying a message costs one validating pass
+/// over its text, no tree and no serialisation.
 ///
 /// ```
 /// use krmx_core::Message;
@@ -23,11 +25,13 @@ use std::fmt;
 /// assert_eq!(parsed.get("seq"), Some(&json!(3)));
 /// assert!(Message::parse("{}").is_err());
 /// ```
-#[derive(Clone, PartialEq)]
+#[derive(Clone)]
 pub struct Message {
-    fields: Map<String, Value>,
+    kind: String,
     /// The exact text this message was parsed from, while it is unchanged.
     raw: Option<Text>,
+    /// The fields; built from `raw` on first use when the message was parsed.
+    fields: OnceLock<Map<String, Value>>,
 }
 
 /// Why a frame is not a Krmx message: not JSON, not an object, or no string `type`.
@@ -38,28 +42,38 @@ pub struct InvalidMessage;
 impl Message {
     /// A message with this `type` and nothing else.
     pub fn new(kind: impl Into<String>) -> Self {
+        let kind = kind.into();
         let mut fields = Map::new();
-        fields.insert("type".to_owned(), Value::String(kind.into()));
-        Self { fields, raw: None }
+        fields.insert("type".to_owned(), Value::String(kind.clone()));
+        Self {
+            kind,
+            raw: None,
+            fields: OnceLock::from(fields),
+        }
     }
 
     /// Sets the payload.
     #[must_use]
     pub fn with_payload(mut self, payload: Value) -> Self {
+        let mut fields = self.fields.take().unwrap_or_else(|| self.parse_fields());
+        fields.insert("payload".to_owned(), payload);
         self.raw = None;
-        self.fields.insert("payload".to_owned(), payload);
+        self.fields = OnceLock::from(fields);
         self
     }
 
-    /// Parses the text of a WebSocket message.
+    /// Parses the text of a WebSocket message: one validating pass that finds the `type`; the
+    /// other fields are read when first asked for.
     ///
     /// # Errors
     /// [`InvalidMessage`] when the text is not a JSON object with a string `type`.
     pub fn parse(text: &str) -> Result<Self, InvalidMessage> {
-        let value: Value = serde_json::from_str(text).map_err(|_| InvalidMessage)?;
-        let mut message = Self::from_value(value)?;
-        message.raw = Some(Text::from(text));
-        Ok(message)
+        let TypeOnly(kind) = serde_json::from_str(text).map_err(|_| InvalidMessage)?;
+        Ok(Self {
+            kind: kind.ok_or(InvalidMessage)?,
+            raw: Some(Text::from(text)),
+            fields: OnceLock::new(),
+        })
     }
 
     /// A message from a JSON value.
@@ -68,8 +82,15 @@ impl Message {
     /// [`InvalidMessage`] when the value is not an object with a string `type`.
     pub fn from_value(value: Value) -> Result<Self, InvalidMessage> {
         match value {
-            Value::Object(fields) if matches!(fields.get("type"), Some(Value::String(_))) => {
-                Ok(Self { fields, raw: None })
+            Value::Object(fields) => {
+                let Some(Value::String(kind)) = fields.get("type") else {
+                    return Err(InvalidMessage);
+                };
+                Ok(Self {
+                    kind: kind.clone(),
+                    raw: None,
+                    fields: OnceLock::from(fields),
+                })
             }
             _ => Err(InvalidMessage),
         }
@@ -78,35 +99,32 @@ impl Message {
     /// The `type` field.
     #[must_use]
     pub fn kind(&self) -> &str {
-        match self.fields.get("type") {
-            Some(Value::String(kind)) => kind,
-            // Every constructor guarantees a string type; an empty kind is never reserved.
-            _ => "",
-        }
+        &self.kind
     }
 
     /// The `payload` field, if any.
     #[must_use]
     pub fn payload(&self) -> Option<&Value> {
-        self.fields.get("payload")
+        self.fields().get("payload")
     }
 
     /// Any top-level field.
     #[must_use]
     pub fn get(&self, field: &str) -> Option<&Value> {
-        self.fields.get(field)
+        self.fields().get(field)
     }
 
     /// All top-level fields, `type` included.
     #[must_use]
     pub fn fields(&self) -> &Map<String, Value> {
-        &self.fields
+        self.fields.get_or_init(|| self.parse_fields())
     }
 
     /// The message as a JSON value.
     #[must_use]
-    pub fn into_value(self) -> Value {
-        Value::Object(self.fields)
+    pub fn into_value(mut self) -> Value {
+        let fields = self.fields.take().unwrap_or_else(|| self.parse_fields());
+        Value::Object(fields)
     }
 
     /// Whether the type is in the reserved `krmx/` namespace.
@@ -120,20 +138,70 @@ impl Message {
     pub fn to_text(&self) -> Text {
         match &self.raw {
             Some(raw) => raw.clone(),
-            None => Text::from(Value::Object(self.fields.clone()).to_string()),
+            None => Text::from(Value::Object(self.fields().clone()).to_string()),
         }
+    }
+
+    /// The fields of the original text (validated when parsed, so this cannot fail; an empty
+    /// map is the unreachable fallback).
+    fn parse_fields(&self) -> Map<String, Value> {
+        self.raw
+            .as_ref()
+            .and_then(|raw| serde_json::from_str(raw.as_str()).ok())
+            .unwrap_or_default()
+    }
+}
+
+impl PartialEq for Message {
+    fn eq(&self, other: &Self) -> bool {
+        self.fields() == other.fields()
+    }
+}
+
+/// Reads a JSON object, keeping only its `type` when that is a string (the last `type` wins,
+/// as when the object is read into a map) and validating the rest without building it.
+struct TypeOnly(Option<String>);
+
+impl<'de> serde::Deserialize<'de> for TypeOnly {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(TypeOnlyVisitor)
+    }
+}
+
+struct TypeOnlyVisitor;
+
+impl<'de> serde::de::Visitor<'de> for TypeOnlyVisitor {
+    type Value = TypeOnly;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<TypeOnly, A::Error> {
+        let mut kind = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == "type" {
+                kind = match map.next_value::<Value>()? {
+                    Value::String(kind) => Some(kind),
+                    _ => None,
+                };
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(TypeOnly(kind))
     }
 }
 
 impl fmt::Debug for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Message({})", Value::Object(self.fields.clone()))
+        write!(f, "Message({})", Value::Object(self.fields().clone()))
     }
 }
 
 impl serde::Serialize for Message {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.fields.serialize(serializer)
+        self.fields().serialize(serializer)
     }
 }
 
@@ -175,6 +243,33 @@ mod tests {
         assert_eq!(message.kind(), "a/b");
         assert_eq!(message.get("extra"), Some(&serde_json::json!([true])));
         assert_eq!(message.to_text().as_str(), text);
+    }
+
+    #[test]
+    fn the_last_type_wins_as_in_a_map() {
+        assert_eq!(
+            Message::parse(r#"{"type":"a","type":3}"#),
+            Err(InvalidMessage)
+        );
+        assert_eq!(
+            Message::parse(r#"{"type":3,"type":"b"}"#).unwrap().kind(),
+            "b"
+        );
+        assert_eq!(
+            Message::parse(r#"{"type":"a","x":{"type":1}}"#)
+                .unwrap()
+                .kind(),
+            "a"
+        );
+    }
+
+    #[test]
+    fn keys_with_escapes_are_read() {
+        assert_eq!(
+            Message::parse(r#"{"ty\u0070e":"esc"}"#).unwrap().kind(),
+            "esc"
+        );
+        assert_eq!(Message::parse("{\"type\":\"a\"} x"), Err(InvalidMessage));
     }
 
     #[test]
