@@ -22,6 +22,15 @@ pub(crate) enum Command {
     Serve(ServeArgs),
 }
 
+/// The transport the server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Transport {
+    /// One mio event loop with tungstenite.
+    Mio,
+    /// smol tasks with async-tungstenite.
+    Smol,
+}
+
 /// Log verbosity on stderr.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub(crate) enum LogLevel {
@@ -80,6 +89,9 @@ pub(crate) struct ServeArgs {
     /// Log verbosity on stderr.
     #[arg(long, value_enum, default_value = "warn")]
     pub(crate) log_level: LogLevel,
+    /// The transport the server runs on.
+    #[arg(long, value_enum, default_value = "mio")]
+    pub(crate) transport: Transport,
 }
 
 impl ServeArgs {
@@ -151,6 +163,14 @@ mod tests {
         assert_eq!(config.max_message_bytes_value(), 1_048_576);
         assert!(config.accepts_new_users());
         assert_eq!(config.path_rule(), Some("/"));
+    }
+
+    #[test]
+    fn transport_defaults_to_mio() {
+        assert_eq!(serve(&[]).unwrap().transport, Transport::Mio);
+        let args = serve(&["--transport", "smol"]).unwrap();
+        assert_eq!(args.transport, Transport::Smol);
+        assert!(serve(&["--transport", "tokio"]).is_err());
     }
 
     #[test]

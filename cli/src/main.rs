@@ -6,9 +6,10 @@ mod args;
 mod command;
 mod json;
 mod serve_mio;
+mod serve_smol;
 
 use app::{App, Behaviour, Reaction};
-use args::{Cli, Command, LogLevel, ServeArgs};
+use args::{Cli, Command, LogLevel, ServeArgs, Transport};
 use clap::Parser;
 use std::io::{self, BufWriter};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -46,7 +47,11 @@ fn serve(args: &ServeArgs) -> ExitCode {
         quiet: args.quiet,
     };
     let app = App::new(behaviour, BufWriter::new(io::stdout().lock()));
-    match serve_mio::serve(addr, args.krmx_config(), app) {
+    let served = match args.transport {
+        Transport::Mio => serve_mio::serve(addr, args.krmx_config(), app),
+        Transport::Smol => serve_smol::serve(addr, args.krmx_config(), app),
+    };
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("krmx: {error}");

@@ -109,11 +109,11 @@ pub struct CliServer {
 }
 
 impl CliServer {
-    /// Starts `krmx serve --port 0 <args>` and reads its listen event.
+    /// Starts `krmx serve --port 0 --transport <transport> <args>` and reads its listen event.
     #[must_use]
-    pub fn start(args: &[&str]) -> Self {
+    pub fn start(transport: &str, args: &[&str]) -> Self {
         let mut child = Command::new(krmx_binary())
-            .args(["serve", "--port", "0"])
+            .args(["serve", "--port", "0", "--transport", transport])
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -23,6 +23,7 @@ pub mod msg;
 pub mod scenarios;
 pub mod server;
 mod server_mio;
+mod server_smol;
 
 pub use client::{Client, Incoming, RawConnection};
 pub use server::{Command, Hook, RunningServer, ServerEvent, Setup, Transport};

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 pub enum Transport {
     /// `krmx-transport-mio`.
     Mio,
+    /// smol
+    Smol,
 }
 
 impl Transport {
@@ -31,6 +33,7 @@ impl Transport {
     pub fn start_with(self, setup: Setup) -> RunningServer {
         match self {
             Self::Mio => crate::server_mio::start(setup),
+            Self::Smol => crate::server_smol::start(setup),
         }
     }
 }

@@ -38,9 +38,8 @@ fn link(server: &mut CliServer, username: &str, roster: &[(&str, bool)], is_new:
     client
 }
 
-#[test]
-fn status_and_users_reply_with_one_line_each() {
-    let mut server = CliServer::start(&[]);
+fn status_and_users_reply_with_one_line_each(transport: &str) {
+    let mut server = CliServer::start(transport, &[]);
     server.command("status", &json!({"status": "listening"}));
     server.command("users", &json!({"users": []}));
     let _alice = link(&mut server, "alice", &[("alice", true)], true);
@@ -59,9 +58,8 @@ fn status_and_users_reply_with_one_line_each() {
     server.command("status", &json!({"status": "listening"}));
 }
 
-#[test]
-fn links_print_authenticate_join_link_and_messages_print_whole() {
-    let mut server = CliServer::start(&[]);
+fn links_print_authenticate_join_link_and_messages_print_whole(transport: &str) {
+    let mut server = CliServer::start(transport, &[]);
     let mut alice = Client::connect(server.addr());
     alice.link_with("alice", "0.6.2", Some("tok"));
     alice.expect_linked(&[("alice", true)]);
@@ -88,9 +86,8 @@ fn links_print_authenticate_join_link_and_messages_print_whole() {
     server.expect_lines(&[event("unlink", "alice"), event("leave", "alice")]);
 }
 
-#[test]
-fn join_kick_and_unlink_commands_print_their_events_then_ok() {
-    let mut server = CliServer::start(&[]);
+fn join_kick_and_unlink_commands_print_their_events_then_ok(transport: &str) {
+    let mut server = CliServer::start(transport, &[]);
     let mut alice = link(&mut server, "alice", &[("alice", true)], true);
 
     server.command("join dave", &event("join", "dave"));
@@ -135,9 +132,8 @@ fn join_kick_and_unlink_commands_print_their_events_then_ok() {
     server.command("status", &json!({"status": "listening"}));
 }
 
-#[test]
-fn send_broadcast_and_broadcast_except_reach_the_right_users() {
-    let mut server = CliServer::start(&[]);
+fn send_broadcast_and_broadcast_except_reach_the_right_users(transport: &str) {
+    let mut server = CliServer::start(transport, &[]);
     let mut alice = link(&mut server, "alice", &[("alice", true)], true);
     let mut bob = link(&mut server, "bob", &[("alice", true), ("bob", true)], true);
     alice.expect_jsons(&[joined("bob"), linked("bob")]);
@@ -174,9 +170,8 @@ fn send_broadcast_and_broadcast_except_reach_the_right_users() {
     bob.expect_nothing_for(Duration::from_millis(30));
 }
 
-#[test]
-fn unknown_commands_and_unparsable_json_get_an_error_and_the_server_keeps_running() {
-    let mut server = CliServer::start(&[]);
+fn unknown_commands_and_unparsable_json_get_an_error_and_the_server_keeps_running(transport: &str) {
+    let mut server = CliServer::start(transport, &[]);
     server.command("dance", &error("unknown command 'dance'"));
     for line in [
         "broadcast {",
@@ -200,9 +195,8 @@ fn unknown_commands_and_unparsable_json_get_an_error_and_the_server_keeps_runnin
     server.assert_running();
 }
 
-#[test]
-fn manual_auth_waits_for_accept_or_reject_by_id() {
-    let mut server = CliServer::start(&["--manual-auth"]);
+fn manual_auth_waits_for_accept_or_reject_by_id(transport: &str) {
+    let mut server = CliServer::start(transport, &["--manual-auth"]);
     let mut alice = Client::connect(server.addr());
     alice.link_with("alice", "0.6.0", Some("secret"));
     let request = server.next_json();
@@ -247,9 +241,8 @@ fn manual_auth_waits_for_accept_or_reject_by_id() {
     );
 }
 
-#[test]
-fn manual_auth_times_out_after_auth_timeout_ms() {
-    let mut server = CliServer::start(&["--manual-auth", "--auth-timeout-ms", "100"]);
+fn manual_auth_times_out_after_auth_timeout_ms(transport: &str) {
+    let mut server = CliServer::start(transport, &["--manual-auth", "--auth-timeout-ms", "100"]);
     let mut client = Client::connect(server.addr());
     client.link("alice");
     let id = server.next_json()["id"].as_u64().expect("an id");
@@ -260,9 +253,11 @@ fn manual_auth_times_out_after_auth_timeout_ms() {
     );
 }
 
-#[test]
-fn reject_option_rejects_those_users_at_once() {
-    let mut server = CliServer::start(&["--reject", "mallory=banned for life", "--reject", "eve"]);
+fn reject_option_rejects_those_users_at_once(transport: &str) {
+    let mut server = CliServer::start(
+        transport,
+        &["--reject", "mallory=banned for life", "--reject", "eve"],
+    );
     let mut client = Client::connect(server.addr());
     client.link("mallory");
     client.expect_json(&rejected("banned for life"));
@@ -279,9 +274,8 @@ fn reject_option_rejects_those_users_at_once() {
     ]);
 }
 
-#[test]
-fn relay_sends_every_message_to_every_linked_user_including_the_sender() {
-    let mut server = CliServer::start(&["--relay"]);
+fn relay_sends_every_message_to_every_linked_user_including_the_sender(transport: &str) {
+    let mut server = CliServer::start(transport, &["--relay"]);
     let mut alice = link(&mut server, "alice", &[("alice", true)], true);
     let mut bob = link(&mut server, "bob", &[("alice", true), ("bob", true)], true);
     alice.expect_jsons(&[joined("bob"), linked("bob")]);
@@ -306,9 +300,8 @@ fn relay_sends_every_message_to_every_linked_user_including_the_sender() {
     stranger.expect_nothing_for(Duration::from_millis(50));
 }
 
-#[test]
-fn echo_sends_every_message_back_to_its_sender_only() {
-    let mut server = CliServer::start(&["--echo"]);
+fn echo_sends_every_message_back_to_its_sender_only(transport: &str) {
+    let mut server = CliServer::start(transport, &["--echo"]);
     let mut alice = link(&mut server, "alice", &[("alice", true)], true);
     let mut bob = link(&mut server, "bob", &[("alice", true), ("bob", true)], true);
     alice.expect_jsons(&[joined("bob"), linked("bob")]);
@@ -319,16 +312,22 @@ fn echo_sends_every_message_back_to_its_sender_only() {
     bob.expect_nothing_for(Duration::from_millis(50));
 }
 
-#[test]
-fn relay_with_echo_refuses_to_start() {
-    let (status, stderr) = run_to_exit(&["serve", "--port", "0", "--relay", "--echo"]);
+fn relay_with_echo_refuses_to_start(transport: &str) {
+    let (status, stderr) = run_to_exit(&[
+        "serve",
+        "--port",
+        "0",
+        "--transport",
+        transport,
+        "--relay",
+        "--echo",
+    ]);
     assert!(!status.success(), "krmx started with --relay --echo");
     assert!(!stderr.is_empty());
 }
 
-#[test]
-fn quiet_prints_no_message_events() {
-    let mut server = CliServer::start(&["--quiet", "--echo"]);
+fn quiet_prints_no_message_events(transport: &str) {
+    let mut server = CliServer::start(transport, &["--quiet", "--echo"]);
     let mut alice = link(&mut server, "alice", &[("alice", true)], true);
     alice.send_json(&json!({"type": "chat/say"}));
     alice.expect_json(&json!({"type": "chat/say"}));
@@ -339,9 +338,8 @@ fn quiet_prints_no_message_events() {
     server.expect(&event("unlink", "alice"));
 }
 
-#[test]
-fn no_new_users_admits_only_users_joined_by_command() {
-    let mut server = CliServer::start(&["--no-new-users"]);
+fn no_new_users_admits_only_users_joined_by_command(transport: &str) {
+    let mut server = CliServer::start(transport, &["--no-new-users"]);
     let mut client = Client::connect(server.addr());
     client.link("alice");
     client.expect_json(&rejected("server is not accepting new users"));
@@ -355,11 +353,13 @@ fn no_new_users_admits_only_users_joined_by_command() {
     ]);
 }
 
-#[test]
-fn path_and_query_options_guard_the_endpoint() {
-    let mut server = CliServer::start(&[
-        "--path", "game", "--query", "room", "--query", "!debug", "--query", "v=2",
-    ]);
+fn path_and_query_options_guard_the_endpoint(transport: &str) {
+    let mut server = CliServer::start(
+        transport,
+        &[
+            "--path", "game", "--query", "room", "--query", "!debug", "--query", "v=2",
+        ],
+    );
     match Client::try_connect(server.addr(), "/lobby?room=1&v=2") {
         Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 404),
         Err(other) => panic!("expected HTTP 404, got {other}"),
@@ -379,9 +379,11 @@ fn path_and_query_options_guard_the_endpoint() {
     ]);
 }
 
-#[test]
-fn protocol_options_shape_the_server() {
-    let mut server = CliServer::start(&["--krmx-version", "1.2", "--max-message-bytes", "1024"]);
+fn protocol_options_shape_the_server(transport: &str) {
+    let mut server = CliServer::start(
+        transport,
+        &["--krmx-version", "1.2", "--max-message-bytes", "1024"],
+    );
     let mut client = Client::connect(server.addr());
     client.link("alice");
     client.expect_json(&rejected(
@@ -403,9 +405,8 @@ fn protocol_options_shape_the_server() {
     server.expect(&event("unlink", "alice"));
 }
 
-#[test]
-fn ping_interval_option_terminates_silent_clients() {
-    let mut server = CliServer::start(&["--ping-interval-ms", "100"]);
+fn ping_interval_option_terminates_silent_clients(transport: &str) {
+    let mut server = CliServer::start(transport, &["--ping-interval-ms", "100"]);
     let alice = link(&mut server, "alice", &[("alice", true)], true);
     let mut raw = alice.into_raw();
     server.expect(&event("unlink", "alice"));
@@ -413,9 +414,8 @@ fn ping_interval_option_terminates_silent_clients() {
     assert_eq!(texts, [unlinked("alice")]);
 }
 
-#[test]
-fn close_command_closes_gracefully_and_exits_0() {
-    let mut server = CliServer::start(&[]);
+fn close_command_closes_gracefully_and_exits_0(transport: &str) {
+    let mut server = CliServer::start(transport, &[]);
     let mut alice = link(&mut server, "alice", &[("alice", true)], true);
     server.command("join bob", &event("join", "bob"));
     server.expect(&ok("join"));
@@ -433,8 +433,8 @@ fn close_command_closes_gracefully_and_exits_0() {
     assert_eq!(status.code(), Some(0), "stderr:\n{}", server.stderr());
 }
 
-fn closes_gracefully_on(signal: &str) {
-    let mut server = CliServer::start(&[]);
+fn closes_gracefully_on(transport: &str, signal: &str) {
+    let mut server = CliServer::start(transport, &[]);
     let mut alice = link(&mut server, "alice", &[("alice", true)], true);
     // A TCP connection that never upgrades does not hold the exit up.
     let _silent = std::net::TcpStream::connect(server.addr()).expect("connecting");
@@ -458,19 +458,16 @@ fn closes_gracefully_on(signal: &str) {
     assert_eq!(server.next_json_within(Duration::from_millis(100)), None);
 }
 
-#[test]
-fn sigterm_closes_gracefully_and_exits_0() {
-    closes_gracefully_on("TERM");
+fn sigterm_closes_gracefully_and_exits_0(transport: &str) {
+    closes_gracefully_on(transport, "TERM");
 }
 
-#[test]
-fn sigint_closes_gracefully_and_exits_0() {
-    closes_gracefully_on("INT");
+fn sigint_closes_gracefully_and_exits_0(transport: &str) {
+    closes_gracefully_on(transport, "INT");
 }
 
-#[test]
-fn end_of_stdin_does_not_close_the_server() {
-    let mut server = CliServer::start(&[]);
+fn end_of_stdin_does_not_close_the_server(transport: &str) {
+    let mut server = CliServer::start(transport, &[]);
     server.close_stdin();
     server.expect_silence_for(Duration::from_millis(200));
     server.assert_running();
@@ -489,3 +486,38 @@ fn end_of_stdin_does_not_close_the_server() {
     alice.expect_close(1001);
     assert_eq!(server.wait_exit().code(), Some(0));
 }
+
+/// Every test above, once per transport.
+macro_rules! on_every_transport {
+    ($($name:ident),* $(,)?) => {
+        mod mio {
+            $(#[test] fn $name() { super::$name("mio") })*
+        }
+        mod smol {
+            $(#[test] fn $name() { super::$name("smol") })*
+        }
+    };
+}
+
+on_every_transport!(
+    status_and_users_reply_with_one_line_each,
+    links_print_authenticate_join_link_and_messages_print_whole,
+    join_kick_and_unlink_commands_print_their_events_then_ok,
+    send_broadcast_and_broadcast_except_reach_the_right_users,
+    unknown_commands_and_unparsable_json_get_an_error_and_the_server_keeps_running,
+    manual_auth_waits_for_accept_or_reject_by_id,
+    manual_auth_times_out_after_auth_timeout_ms,
+    reject_option_rejects_those_users_at_once,
+    relay_sends_every_message_to_every_linked_user_including_the_sender,
+    echo_sends_every_message_back_to_its_sender_only,
+    relay_with_echo_refuses_to_start,
+    quiet_prints_no_message_events,
+    no_new_users_admits_only_users_joined_by_command,
+    path_and_query_options_guard_the_endpoint,
+    protocol_options_shape_the_server,
+    ping_interval_option_terminates_silent_clients,
+    close_command_closes_gracefully_and_exits_0,
+    sigterm_closes_gracefully_and_exits_0,
+    sigint_closes_gracefully_and_exits_0,
+    end_of_stdin_does_not_close_the_server,
+);

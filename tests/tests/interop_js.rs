@@ -19,8 +19,7 @@ fn report(what: &str, finished: &Finished) -> String {
     )
 }
 
-#[test]
-fn published_js_client_interoperates_with_krmx_serve() {
+fn published_js_client_interoperates_with_krmx_serve_on(transport: &str) {
     let dir = workspace_root().join("tests").join("interop-js");
     if !dir.join("node_modules").is_dir() {
         let install = run_with_timeout(
@@ -31,7 +30,7 @@ fn published_js_client_interoperates_with_krmx_serve() {
     }
     let binary = krmx_binary();
     let binary = binary.canonicalize().unwrap_or(binary);
-    let server_command = format!("{} serve", binary.display());
+    let server_command = format!("{} serve --transport {transport}", binary.display());
     assert!(
         !binary.display().to_string().contains(char::is_whitespace),
         "KRMX_SERVER_CMD is split on whitespace: {server_command}"
@@ -46,4 +45,14 @@ fn published_js_client_interoperates_with_krmx_serve() {
     );
     assert!(run.status.success(), "{}", report("node --test", &run));
     println!("{}", run.stdout);
+}
+
+#[test]
+fn published_js_client_interoperates_with_krmx_serve_on_mio() {
+    published_js_client_interoperates_with_krmx_serve_on("mio");
+}
+
+#[test]
+fn published_js_client_interoperates_with_krmx_serve_on_smol() {
+    published_js_client_interoperates_with_krmx_serve_on("smol");
 }

@@ -1,0 +1,104 @@
+//! [`Socket`]: the TCP stream async-tungstenite reads from and writes to, replaying first the
+//! bytes an application read before handing the connection over.
+
+use smol::io::{AsyncRead, AsyncWrite};
+use smol::net::TcpStream;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// A TCP stream with a prefix of already-read bytes.
+#[derive(Debug)]
+pub(crate) struct Socket {
+    stream: TcpStream,
+    /// Bytes read by an application before the hand-over, replayed before the socket's own.
+    prefix: Vec<u8>,
+    prefix_read: usize,
+}
+
+impl Socket {
+    pub(crate) fn new(stream: TcpStream, prefix: Vec<u8>) -> Self {
+        Self {
+            stream,
+            prefix,
+            prefix_read: 0,
+        }
+    }
+}
+
+impl AsyncRead for Socket {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if let Some(rest) = this.prefix.get(this.prefix_read..) {
+            if !rest.is_empty() {
+                let n = rest.len().min(buf.len());
+                if let (Some(dst), Some(src)) = (buf.get_mut(..n), rest.get(..n)) {
+                    dst.copy_from_slice(src);
+                }
+                this.prefix_read += n;
+                if this.prefix_read == this.prefix.len() {
+                    this.prefix = Vec::new();
+                    this.prefix_read = 0;
+                }
+                return Poll::Ready(Ok(n));
+            }
+        }
+        Pin::new(&mut this.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Socket {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_close(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smol::io::AsyncReadExt;
+
+    #[test]
+    fn replays_the_prefix_before_the_socket() {
+        smol::block_on(async {
+            let listener = smol::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let client = smol::spawn(async move {
+                let mut client = TcpStream::connect(addr).await.unwrap();
+                smol::io::AsyncWriteExt::write_all(&mut client, b" world")
+                    .await
+                    .unwrap();
+            });
+            let (stream, _) = listener.accept().await.unwrap();
+            client.await;
+            let mut socket = Socket::new(stream, b"hello".to_vec());
+            let mut all = Vec::new();
+            socket.read_to_end(&mut all).await.unwrap();
+            assert_eq!(all, b"hello world");
+        });
+    }
+}
