@@ -242,11 +242,17 @@ impl Server {
                 break;
             }
             self.handshake_deadlines.pop_front();
-            if self.is_phase(slot, serial, |phase| {
-                matches!(phase, Phase::Handshaking { .. })
-            }) {
-                tracing::debug!(slot, "handshake timed out");
-                self.drop_slot(slot);
+            let handshaking = |server: &Self| {
+                server.is_phase(slot, serial, |p| matches!(p, Phase::Handshaking { .. }))
+            };
+            if handshaking(self) {
+                // A request may be waiting unread while the loop was busy (its readiness event
+                // not polled yet): drive the handshake once before giving up on it.
+                self.read_slot(slot);
+                if handshaking(self) {
+                    tracing::debug!(slot, "handshake timed out");
+                    self.drop_slot(slot);
+                }
             }
         }
         while let Some(&(at, slot, serial)) = self.linger_deadlines.front() {

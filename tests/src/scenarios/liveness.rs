@@ -10,29 +10,29 @@ use std::time::{Duration, Instant};
 /// that stops answering is terminated (close 1001) and the others see it unlinked.
 pub fn ping_keeps_answering_clients_and_terminates_silent_ones(transport: Transport) {
     let mut server =
-        transport.start(KrmxConfig::default().ping_interval(Duration::from_millis(100)));
+        transport.start(KrmxConfig::default().ping_interval(Duration::from_millis(250)));
     let mut clients = link_users(&mut server, &["alice", "bob"]);
     let bob = clients.pop().expect("bob");
     let mut alice = clients.pop().expect("alice");
 
-    // From now on bob reads frames itself and never answers a ping.
+    // From now on bob reads frames itself and never answers a ping. alice answers pings only
+    // while she reads, so she keeps reading from here on (a loaded machine must not make her
+    // miss a round).
     let stopped = Instant::now();
     let mut bob = bob.into_raw();
     alice.expect_json(&unlinked("bob"));
-    server.expect_event(&ServerEvent::unlinked("bob"));
     let after = stopped.elapsed();
+    server.expect_event(&ServerEvent::unlinked("bob"));
+    alice.expect_nothing_for(Duration::from_secs(1));
     assert!(
-        after < Duration::from_millis(1000),
-        "terminated only after {after:?} with a 100 ms ping interval"
+        after < Duration::from_millis(2000),
+        "terminated only after {after:?} with a 250 ms ping interval"
     );
     // At most the one ping bob had not read yet before going raw, and the ping it ignored.
     // bob was still linked when its unlink went out, so it hears it too, then the close.
     let (pings, texts) = bob.expect_close_raw(1001, TIMEOUT);
     assert!(pings <= 2, "bob got {pings} pings without answering");
     assert_eq!(texts, [unlinked("bob")]);
-
-    // alice keeps answering (reading answers pings) and stays linked.
-    alice.expect_nothing_for(Duration::from_secs(1));
     assert_eq!(
         server.users(),
         [("alice".to_owned(), true), ("bob".to_owned(), false)]
