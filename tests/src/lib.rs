@@ -9,6 +9,7 @@
 //! - [`scenarios`] holds every scenario as a plain function taking the transport, so each
 //!   transport's test file runs all of them with one line per transport.
 //! - [`cli`] drives the `krmx` binary through stdin and stdout.
+//! - [`rust_client`] runs the Rust client adapters (blocking and async) against `krmx serve`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod client;
 pub mod frames;
 pub mod msg;
+pub mod rust_client;
 pub mod scenarios;
 pub mod server;
 mod server_mio;

@@ -18,9 +18,14 @@
 //! broadcast's payload is one allocation for all recipients); the outbox is bounded by
 //! [`KrmxConfig::max_buffered_bytes`](krmx_core::KrmxConfig::max_buffered_bytes), past which the
 //! connection is closed as a slow consumer.
+//!
+//! The crate also holds a blocking [`Client`] (tungstenite over a std `TcpStream`, no mio): the
+//! core's [`KrmxClient`](krmx_core::KrmxClient) makes every protocol decision, the client moves
+//! its bytes.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod client;
 mod connection;
 mod handle;
 mod outbox;
@@ -28,9 +33,11 @@ mod run;
 mod server;
 mod socket;
 
+pub use client::Client;
 pub use handle::Handle;
 pub use krmx_transport_shared::{
-    DEFAULT_CLOSE_LINGER, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READ_BUFFER_BYTES, TransportConfig,
+    ClientFailure, ClientOptions, DEFAULT_CLIENT_TIMEOUT, DEFAULT_CLOSE_LINGER,
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READ_BUFFER_BYTES, TransportConfig,
 };
 pub use run::run;
 pub use server::Server;

@@ -1,0 +1,65 @@
+//! Opening and closing the client's blocking WebSocket: TCP with a connect timeout, then
+//! tungstenite's client handshake.
+
+use krmx_transport_shared::client_target;
+use std::io;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+use tungstenite::{HandshakeError, WebSocket};
+
+/// Connects to `url` and runs the WebSocket handshake, each step within `timeout`. The stream
+/// keeps `timeout` as its write timeout; reads set their own.
+pub(super) fn open(
+    url: &str,
+    timeout: Duration,
+) -> Result<WebSocket<TcpStream>, tungstenite::Error> {
+    let (request, host, port) = client_target(url)?;
+    let stream = connect_tcp(&host, port, timeout)?;
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    match tungstenite::client::client(request, stream) {
+        Ok((ws, _response)) => Ok(ws),
+        Err(HandshakeError::Failure(error)) => Err(error),
+        // A read timed out: the blocking stream reported `WouldBlock`.
+        Err(HandshakeError::Interrupted(_)) => {
+            Err(io::Error::new(io::ErrorKind::TimedOut, "the WebSocket handshake timed out").into())
+        }
+    }
+}
+
+/// The first address of `host` that accepts a connection within `timeout`.
+fn connect_tcp(host: &str, port: u16, timeout: Duration) -> io::Result<TcpStream> {
+    let mut last_error = None;
+    for addr in (host, port).to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(stream) => return Ok(stream),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        io::Error::new(io::ErrorKind::NotFound, format!("{host} has no address"))
+    }))
+}
+
+/// Sends a close frame and reads until the server closes too, at most `timeout`; the socket is
+/// dropped either way.
+pub(super) fn close(mut ws: WebSocket<TcpStream>, timeout: Duration) {
+    if ws.close(None).is_err() {
+        return;
+    }
+    let deadline = Instant::now().checked_add(timeout);
+    loop {
+        let left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+        if left.is_some_and(|left| left.is_zero()) || ws.get_mut().set_read_timeout(left).is_err() {
+            return;
+        }
+        match ws.read() {
+            // What still arrives is dropped: the client is closing.
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+            // The close handshake finished (`ConnectionClosed`), the time is up, or it broke.
+            Err(_) => return,
+        }
+    }
+}
