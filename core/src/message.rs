@@ -186,10 +186,67 @@ impl<'de> serde::de::Visitor<'de> for TypeOnlyVisitor {
                     _ => None,
                 };
             } else {
-                map.next_value::<serde::de::IgnoredAny>()?;
+                map.next_value::<Valid>()?;
             }
         }
         Ok(TypeOnly(kind))
+    }
+}
+
+/// Validates one JSON value exactly as reading it into a [`Value`] does, without building it:
+/// `IgnoredAny` would skip string escapes, number ranges and the nesting limit unchecked, and
+/// accept texts (`"\ud800"`, `1e999`, 200 nested arrays) whose fields then cannot be built.
+struct Valid;
+
+impl<'de> serde::Deserialize<'de> for Valid {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ValidVisitor)
+    }
+}
+
+struct ValidVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ValidVisitor {
+    type Value = Valid;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Valid, E> {
+        Ok(Valid)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Valid, E> {
+        Ok(Valid)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Valid, E> {
+        Ok(Valid)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Valid, E> {
+        Ok(Valid)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Valid, E> {
+        Ok(Valid)
+    }
+
+    fn visit_unit<E>(self) -> Result<Valid, E> {
+        Ok(Valid)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Valid, A::Error> {
+        while seq.next_element::<Valid>()?.is_some() {}
+        Ok(Valid)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Valid, A::Error> {
+        while map.next_key::<Valid>()?.is_some() {
+            map.next_value::<Valid>()?;
+        }
+        Ok(Valid)
     }
 }
 
@@ -270,6 +327,42 @@ mod tests {
             "esc"
         );
         assert_eq!(Message::parse("{\"type\":\"a\"} x"), Err(InvalidMessage));
+    }
+
+    /// Found by the `frames` fuzz target: texts that the validating pass skipped unchecked were
+    /// accepted, and the message then had no fields at all (`payload()` none, `fields()` `{}`).
+    #[test]
+    fn parse_accepts_exactly_what_the_fields_can_be_built_from() {
+        let deep = format!(
+            r#"{{"type":"a","p":{}{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        for text in [
+            r#"{"type":"chat","payload":"\ud800"}"#,
+            r#"{"type":"chat","payload":"\udc00\ud800"}"#,
+            r#"{"type":"chat","payload":{"\ud800":1}}"#,
+            r#"{"type":"chat","payload":1e999}"#,
+            r#"{"type":"chat","payload":[-1e400]}"#,
+            deep.as_str(),
+        ] {
+            assert!(serde_json::from_str::<Value>(text).is_err(), "{text}");
+            assert_eq!(Message::parse(text), Err(InvalidMessage), "{text}");
+        }
+        let deep_enough = format!(
+            r#"{{"type":"a","p":{}{}}}"#,
+            "[".repeat(120),
+            "]".repeat(120)
+        );
+        for text in [
+            r#"{"type":"chat","payload":"\ud83d\ude00 \u00e9 \n"}"#,
+            r#"{"type":"chat","payload":[1e308,-0.0,18446744073709551615,-9223372036854775808]}"#,
+            deep_enough.as_str(),
+        ] {
+            let value: Value = serde_json::from_str(text).unwrap();
+            let message = Message::parse(text).unwrap();
+            assert_eq!(message.into_value(), value, "{text}");
+        }
     }
 
     #[test]

@@ -93,13 +93,16 @@ pub(crate) fn normalise_path(path: &str) -> String {
 }
 
 /// Splits a request target into path and query (without `?`; the fragment dropped). An
-/// absolute-form target (`http://host/p?q`) is reduced to its path.
+/// absolute-form target (`http://host/p?q`) is reduced to its path; an origin-form one (starting
+/// with `/`) is a path as it is, `://` included (`:` and `/` are path characters).
 fn split_target(target: &str) -> (&str, &str) {
     let target = target.split('#').next().unwrap_or_default();
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let path = match path.split_once("://") {
-        Some((_, rest)) => rest.find('/').and_then(|i| rest.get(i..)).unwrap_or("/"),
-        None => path,
+        Some((_, rest)) if !path.starts_with('/') => {
+            rest.find('/').and_then(|i| rest.get(i..)).unwrap_or("/")
+        }
+        _ => path,
     };
     (path, query)
 }
@@ -164,6 +167,22 @@ mod tests {
         assert_eq!(r.check("/games"), Err(RequestRejection::Path));
         assert_eq!(r.check("ws://host:1/game?x"), Ok(()));
         assert_eq!(rules(None, vec![]).check("/anything"), Ok(()));
+    }
+
+    /// Found by the `handshake` fuzz target: an origin-form path holding `://` was read as an
+    /// absolute-form target, so a request for exactly the configured path was refused.
+    #[test]
+    fn origin_form_paths_may_hold_a_scheme_separator() {
+        let r = rules(Some("/proxy/http://x"), vec![]);
+        assert_eq!(r.check("/proxy/http://x"), Ok(()));
+        assert_eq!(r.check("/proxy/http://x?q=1#f"), Ok(()));
+        assert_eq!(r.check("ws://host:1/proxy/http://x?q"), Ok(()));
+        assert_eq!(r.check("/proxy/http:/x"), Err(RequestRejection::Path));
+        let r = rules(Some("/aic://bd"), vec![]);
+        assert_eq!(r.check("/aic://bd?"), Ok(()));
+        let game = rules(Some("/game"), vec![]);
+        assert_eq!(game.check("/x://host/game"), Err(RequestRejection::Path));
+        assert_eq!(game.check("http://host/game"), Ok(()));
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod msg;
 pub mod rust_client;
 pub mod scenarios;
 pub mod server;
+pub mod simulation;
 mod server_mio;
 mod server_smol;
 
