@@ -24,9 +24,9 @@ pub mod msg;
 pub mod rust_client;
 pub mod scenarios;
 pub mod server;
-pub mod simulation;
 mod server_mio;
 mod server_smol;
+pub mod simulation;
 
 pub use client::{Client, Incoming, RawConnection};
 pub use server::{Command, Hook, RunningServer, ServerEvent, Setup, Transport};
