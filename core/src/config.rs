@@ -17,6 +17,11 @@ pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 4 << 20;
 pub const DEFAULT_MAX_QUEUED_DURING_AUTH: usize = 64;
 /// Default bound on authentications pending at once, server-wide.
 pub const DEFAULT_MAX_PENDING_AUTHS: usize = 4096;
+/// The close reason of a connection that stayed unlinked past the unlinked timeout (code 1008).
+pub const UNLINKED_TIMEOUT_REASON: &str = "unlinked timeout";
+/// The close reason of a connection refused because too many connections are unlinked
+/// (code 1013, try again later).
+pub const TOO_MANY_UNLINKED_REASON: &str = "too many unlinked connections";
 
 /// How link requests are authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -58,6 +63,8 @@ pub struct KrmxConfig {
     pub(crate) max_queued_during_auth: usize,
     pub(crate) max_pending_auths: usize,
     pub(crate) inactivity_timeout: Option<Duration>,
+    pub(crate) unlinked_timeout: Option<Duration>,
+    pub(crate) max_unlinked_connections: Option<usize>,
 }
 
 impl Default for KrmxConfig {
@@ -75,6 +82,8 @@ impl Default for KrmxConfig {
             max_queued_during_auth: DEFAULT_MAX_QUEUED_DURING_AUTH,
             max_pending_auths: DEFAULT_MAX_PENDING_AUTHS,
             inactivity_timeout: None,
+            unlinked_timeout: None,
+            max_unlinked_connections: None,
         }
     }
 }
@@ -182,6 +191,51 @@ impl KrmxConfig {
         self
     }
 
+    /// Closes a connection that is not linked for this long (default: never): code 1008,
+    /// reason `unlinked timeout` ([`UNLINKED_TIMEOUT_REASON`]). Below 1 ms means 1 ms.
+    ///
+    /// The clock starts when the connection opens and again each time it is unlinked (by
+    /// `krmx/unlink`, an invalid message, [`Input::Unlink`](crate::Input::Unlink), a kick...),
+    /// and stops when it links. Rejected link attempts do not restart it, so a peer cannot stay
+    /// by sending bad links. A connection whose time runs out while its link waits for the
+    /// application is left to that decision: accepted, it stays; rejected or timed out, it is
+    /// closed right after the `krmx/rejected`.
+    ///
+    /// Off by default because the protocol lets a connection stay open unlinked: a client may
+    /// connect before it knows its username (a login form) and may unlink and link again later,
+    /// to any user; dead peers are removed by the liveness pings. A public server should set
+    /// it (30 s is generous for a client that links on connect), so connections that never
+    /// link cannot pile up.
+    ///
+    /// ```
+    /// use krmx_core::KrmxConfig;
+    /// use std::time::Duration;
+    /// let config = KrmxConfig::default().unlinked_timeout(Some(Duration::from_secs(30)));
+    /// assert_eq!(config.unlinked_timeout_value(), Some(Duration::from_secs(30)));
+    /// assert_eq!(KrmxConfig::default().unlinked_timeout_value(), None);
+    /// ```
+    #[must_use]
+    pub fn unlinked_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.unlinked_timeout = timeout.map(|timeout| timeout.max(Duration::from_millis(1)));
+        self
+    }
+
+    /// The most connections that may be open and not linked at once (default: no bound). A
+    /// connection opened while that many are unlinked (a pending link counts as unlinked) is
+    /// closed at once with code 1013 (try again later), reason `too many unlinked connections`
+    /// ([`TOO_MANY_UNLINKED_REASON`]), before any Krmx message. Connections that become
+    /// unlinked later (by an unlink) are never closed for it.
+    ///
+    /// Off by default: a reconnect storm (every client of a restarted server at once) opens
+    /// many connections before their links arrive, and refusing them would break well-behaved
+    /// clients. Combine it with [`unlinked_timeout`](Self::unlinked_timeout): the cap bounds
+    /// how many idle connections can exist at all, the timeout frees them.
+    #[must_use]
+    pub fn max_unlinked_connections(mut self, connections: Option<usize>) -> Self {
+        self.max_unlinked_connections = connections;
+        self
+    }
+
     /// Checks a connection's HTTP request target (path and query) as the transport's handshake
     /// does: [`RequestRejection::Path`] should refuse the upgrade with an HTTP 404;
     /// [`RequestRejection::Query`] is answered by the core closing the connection once it is
@@ -266,6 +320,18 @@ impl KrmxConfig {
         self.inactivity_timeout
     }
 
+    /// The unlinked timeout, if any.
+    #[must_use]
+    pub fn unlinked_timeout_value(&self) -> Option<Duration> {
+        self.unlinked_timeout
+    }
+
+    /// The bound on connections open and not linked at once, if any.
+    #[must_use]
+    pub fn max_unlinked_connections_value(&self) -> Option<usize> {
+        self.max_unlinked_connections
+    }
+
     /// Whether `name` passes the username rule.
     #[must_use]
     pub fn is_valid_username(&self, name: &str) -> bool {
@@ -289,6 +355,18 @@ mod tests {
         assert_eq!(c.ping_interval_value(), Some(Duration::from_millis(100)));
         let c = c.ping_interval(Duration::from_millis(250));
         assert_eq!(c.ping_interval_value(), Some(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn unlinked_limits_are_off_by_default_and_the_timeout_has_a_one_millisecond_floor() {
+        let c = KrmxConfig::default();
+        assert_eq!(c.unlinked_timeout_value(), None);
+        assert_eq!(c.max_unlinked_connections_value(), None);
+        let c = c.unlinked_timeout(Some(Duration::ZERO));
+        assert_eq!(c.unlinked_timeout_value(), Some(Duration::from_millis(1)));
+        let c = c.unlinked_timeout(None).max_unlinked_connections(Some(0));
+        assert_eq!(c.unlinked_timeout_value(), None);
+        assert_eq!(c.max_unlinked_connections_value(), Some(0));
     }
 
     #[test]

@@ -101,10 +101,13 @@ impl CloseCode {
     pub const GOING_AWAY: Self = Self(1001);
     /// 1007: a text message was not valid UTF-8.
     pub const INVALID_PAYLOAD: Self = Self(1007);
-    /// 1008: the peer broke a server policy (query check, slow consumer, queue bound).
+    /// 1008: the peer broke a server policy (query check, slow consumer, queue bound, unlinked
+    /// timeout).
     pub const POLICY: Self = Self(1008);
     /// 1009: a message was larger than the server accepts.
     pub const TOO_BIG: Self = Self(1009);
+    /// 1013: try again later (too many unlinked connections).
+    pub const TRY_AGAIN_LATER: Self = Self(1013);
 }
 
 impl fmt::Display for CloseCode {

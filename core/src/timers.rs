@@ -1,6 +1,6 @@
 //! The timer table: every deadline the server keeps, ordered so the earliest is found at once.
 
-use crate::{AuthId, Username};
+use crate::{AuthId, ConnectionId, Username};
 use std::collections::BTreeSet;
 use std::time::Instant;
 
@@ -11,6 +11,8 @@ pub(crate) enum Timer {
     Auth(AuthId),
     /// An unlinked user is kicked for inactivity.
     Inactivity(Username),
+    /// A connection that stayed unlinked too long is closed.
+    Unlinked(ConnectionId),
 }
 
 /// Deadlines, earliest first; ties in a fixed order, so firing is deterministic.

@@ -20,6 +20,7 @@
 pub mod cli;
 pub mod client;
 pub mod frames;
+pub mod hostile;
 pub mod msg;
 pub mod rust_client;
 pub mod scenarios;

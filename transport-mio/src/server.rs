@@ -665,8 +665,29 @@ impl Server {
             };
             let id = *id;
             let step = krmx_transport_shared::step(ws.read(), id);
-            if ws.get_mut().outbox.buffered() > 0 {
+            let socket = ws.get_mut();
+            let mut buffered = socket.outbox.buffered();
+            let limit = self.config.max_buffered_bytes_value();
+            if buffered > limit {
+                // tungstenite answers every ping with a pong, written into the outbox while
+                // reading: a peer that floods pings and does not read would grow it without
+                // bound. Past the limit it is a slow consumer like any other.
+                let _ = socket.flush_outbox();
+                buffered = socket.outbox.buffered();
+            }
+            if buffered > 0 {
                 self.mark_dirty(slot);
+            }
+            if buffered > limit && self.by_id.contains_key(&id) {
+                tracing::debug!(%id, "slow consumer (pongs)");
+                let violation = Violation::SlowConsumer;
+                let _ = self.feed(
+                    Instant::now(),
+                    Input::Violation {
+                        conn: id,
+                        violation,
+                    },
+                );
             }
             match step {
                 Step::Input(input) => {
@@ -717,16 +738,23 @@ impl Server {
     }
 
     fn flush_dirty(&mut self) {
-        let dirty = std::mem::take(&mut self.dirty);
-        for &slot in &dirty {
-            if let Some(Some(conn)) = self.slots.get_mut(slot) {
-                conn.dirty = false;
+        let mut batch = std::mem::take(&mut self.dirty);
+        while !batch.is_empty() {
+            for &slot in &batch {
+                if let Some(Some(conn)) = self.slots.get_mut(slot) {
+                    conn.dirty = false;
+                }
+                self.flush_slot(slot);
             }
-            self.flush_slot(slot);
+            batch.clear();
+            // A failed write drops its connection and unlinks its user, which queues messages
+            // for others and marks them dirty again: flush those too. (Dropping these marks
+            // would leave those connections flagged dirty but out of the list, never written
+            // again.)
+            std::mem::swap(&mut batch, &mut self.dirty);
         }
         // Keep the allocation for the next round.
-        self.dirty = dirty;
-        self.dirty.clear();
+        self.dirty = batch;
     }
 
     /// Writes what the socket takes. A closing connection whose bytes are all out is shut down

@@ -4,7 +4,7 @@
 use crate::stream::Socket;
 use async_tungstenite::{WebSocketReceiver, WebSocketSender};
 use futures_sink::Sink;
-use krmx_core::{ConnectionId, Input, KrmxConfig};
+use krmx_core::{ConnectionId, Input, KrmxConfig, Violation};
 use krmx_transport_shared::{RequestCheck, Step};
 use smol::Timer;
 use smol::channel::{Receiver, Sender};
@@ -250,8 +250,18 @@ pub(crate) fn writer(
     let task = async move {
         if let Err(error) = write(sender, &queue, &rung, &stream).await {
             tracing::debug!(%conn, %error, "write failed");
-            if matches!(error, tungstenite::Error::Io(_)) {
-                let _ = reports.send(Report::Broken(conn)).await;
+            match error {
+                tungstenite::Error::Io(_) => {
+                    let _ = reports.send(Report::Broken(conn)).await;
+                }
+                tungstenite::Error::WriteBufferFull(_) => {
+                    // tungstenite's buffer is full of pongs for a peer that sends pings and
+                    // does not read: a slow consumer.
+                    let violation = Violation::SlowConsumer;
+                    let input = Input::Violation { conn, violation };
+                    let _ = reports.send(Report::Read { conn, input }).await;
+                }
+                _ => {}
             }
         }
     };

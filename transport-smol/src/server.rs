@@ -162,7 +162,8 @@ impl Server {
 
     fn build(config: KrmxConfig, transport: TransportConfig) -> Self {
         let ws_config = krmx_transport_shared::websocket_config(&config, &transport)
-            .write_buffer_size(WRITE_BATCH_BYTES);
+            .write_buffer_size(WRITE_BATCH_BYTES)
+            .max_write_buffer_size(max_write_buffer(config.max_buffered_bytes_value()));
         let (report_sender, reports) = smol::channel::bounded(REPORT_QUEUE);
         let (command_sender, commands) = smol::channel::unbounded();
         Self {
@@ -788,6 +789,18 @@ impl Server {
     }
 }
 
+/// The bound on tungstenite's write buffer for a connection whose bound on queued bytes is
+/// `max_buffered_bytes`: room for one batch and the largest frame the driver queues (its
+/// header included). tungstenite writes the pongs it owes there while reading, so a peer that
+/// floods pings and does not read would otherwise grow it without bound; at the bound
+/// tungstenite keeps only the latest pong (RFC 6455 5.5.3 allows it), and a frame of ours
+/// that finds it full makes the connection a slow consumer.
+fn max_write_buffer(max_buffered_bytes: usize) -> usize {
+    max_buffered_bytes
+        .saturating_add(WRITE_BATCH_BYTES)
+        .saturating_add(16)
+}
+
 /// A close reason cut to fit a control frame (125 bytes with the code).
 fn close_reason(reason: &'static str) -> &'static str {
     let mut end = reason.len().min(123);
@@ -829,6 +842,14 @@ impl std::fmt::Debug for Server {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_buffer_bound_exceeds_the_batch_and_the_queue_bound() {
+        // tungstenite panics unless the bound exceeds the batch size.
+        assert!(max_write_buffer(0) > WRITE_BATCH_BYTES);
+        assert!(max_write_buffer(4 << 20) > (4 << 20) + WRITE_BATCH_BYTES);
+        assert_eq!(max_write_buffer(usize::MAX), usize::MAX);
+    }
 
     #[test]
     fn close_reasons_fit_a_control_frame() {

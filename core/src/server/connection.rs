@@ -2,6 +2,7 @@
 
 use crate::{AuthId, Frame, Username};
 use std::collections::VecDeque;
+use std::time::Instant;
 
 /// Where a connection stands with respect to users.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +22,10 @@ pub(super) struct Connection {
     pub(super) awaiting_pong: bool,
     /// Frames that arrived while a link was pending, handled in order after the decision.
     pub(super) queued: VecDeque<Frame>,
+    /// When this unlinked connection is closed by the unlinked timeout, if that option is on.
+    pub(super) unlinked_deadline: Option<Instant>,
+    /// The unlinked timeout passed while a link was pending: a rejection closes it.
+    pub(super) overdue: bool,
 }
 
 impl Connection {
@@ -29,6 +34,8 @@ impl Connection {
             link: LinkState::Unlinked,
             awaiting_pong: false,
             queued: VecDeque::new(),
+            unlinked_deadline: None,
+            overdue: false,
         }
     }
 }

@@ -108,7 +108,12 @@ impl Krmx {
             AuthDecision::Failed => Some(AUTHENTICATION_FAILED.to_owned()),
         };
         match rejection {
-            Some(reason) => self.reject(conn, &reason),
+            Some(reason) => {
+                self.reject(conn, &reason);
+                if self.close_if_overdue(now, conn) {
+                    return;
+                }
+            }
             None => self.accept_link(now, conn, pending.username),
         }
         self.drain_queued(now, conn);

@@ -7,7 +7,8 @@ mod link;
 mod liveness;
 mod presence;
 
-use crate::timers::Timers;
+use crate::config::TOO_MANY_UNLINKED_REASON;
+use crate::timers::{Timer, Timers};
 use crate::{
     AuthId, CloseCode, ConnectionId, Error, Event, Input, KrmxConfig, Output, Status, Text,
     Username, Violation,
@@ -100,6 +101,8 @@ pub struct Krmx {
     connections: BTreeMap<ConnectionId, Connection>,
     pending: BTreeMap<AuthId, PendingAuth>,
     next_auth_id: u64,
+    /// How many connections are linked (the others are unlinked or pending).
+    linked_connections: usize,
     timers: Timers,
     outputs: VecDeque<Output>,
 }
@@ -116,6 +119,7 @@ impl Krmx {
             connections: BTreeMap::new(),
             pending: BTreeMap::new(),
             next_auth_id: 1,
+            linked_connections: 0,
             timers: Timers::default(),
             outputs: VecDeque::new(),
         }
@@ -146,7 +150,7 @@ impl Krmx {
             Input::Start => self.start(),
             Input::Listen { port } => self.listen(now, port),
             Input::Close => self.close(now),
-            Input::ConnectionOpened { conn, target } => self.open_connection(conn, &target),
+            Input::ConnectionOpened { conn, target } => self.open_connection(now, conn, &target),
             Input::Frame { conn, frame } => {
                 self.known(conn)?;
                 self.receive_frame(now, conn, frame);
@@ -190,8 +194,8 @@ impl Krmx {
         self.outputs.pop_front()
     }
 
-    /// When the server next needs [`Input::Tick`] (auth timeout, ping round, inactivity kick);
-    /// `None` when nothing is scheduled.
+    /// When the server next needs [`Input::Tick`] (auth timeout, ping round, inactivity kick,
+    /// unlinked timeout); `None` when nothing is scheduled.
     ///
     /// Ask again after every input: any input may move it. Ticking earlier is harmless.
     #[must_use]
@@ -249,6 +253,14 @@ impl Krmx {
     #[must_use]
     pub fn pending_auths(&self) -> usize {
         self.pending.len()
+    }
+
+    /// How many open connections are not linked (a pending link counts as not linked).
+    #[must_use]
+    pub fn unlinked_connections(&self) -> usize {
+        self.connections
+            .len()
+            .saturating_sub(self.linked_connections)
     }
 
     fn advance(&mut self, now: Instant) -> Instant {
@@ -340,34 +352,43 @@ impl Krmx {
         Ok(())
     }
 
-    fn open_connection(&mut self, conn: ConnectionId, target: &str) -> Result<(), Error> {
+    fn open_connection(
+        &mut self,
+        now: Instant,
+        conn: ConnectionId,
+        target: &str,
+    ) -> Result<(), Error> {
         if self.connections.contains_key(&conn) {
             return Err(Error::DuplicateConnection(conn));
         }
         let refusal = if self.status != Status::Listening {
-            Some("server is not listening")
-        } else {
-            self.config.check_request(target).err().map(|rejection| {
-                tracing::debug!(%conn, %rejection, "connection refused");
-                match rejection {
-                    crate::RequestRejection::Path => "invalid path",
-                    _ => "invalid query parameters",
-                }
+            Some((CloseCode::GOING_AWAY, "server is not listening"))
+        } else if let Err(rejection) = self.config.check_request(target) {
+            tracing::debug!(%conn, %rejection, "connection refused");
+            Some(match rejection {
+                crate::RequestRejection::Path => (CloseCode::POLICY, "invalid path"),
+                _ => (CloseCode::POLICY, "invalid query parameters"),
             })
+        } else if self
+            .config
+            .max_unlinked_connections
+            .is_some_and(|most| self.unlinked_connections() >= most)
+        {
+            tracing::debug!(%conn, "connection refused: too many unlinked connections");
+            Some((CloseCode::TRY_AGAIN_LATER, TOO_MANY_UNLINKED_REASON))
+        } else {
+            None
         };
         match refusal {
-            Some(reason) => self.outputs.push_back(Output::Close {
+            Some((code, reason)) => self.outputs.push_back(Output::Close {
                 to: conn,
-                code: if self.status == Status::Listening {
-                    CloseCode::POLICY
-                } else {
-                    CloseCode::GOING_AWAY
-                },
+                code,
                 reason,
             }),
             None => {
                 tracing::debug!(%conn, "connection opened");
                 self.connections.insert(conn, Connection::new());
+                self.arm_unlinked_timeout(now, conn);
             }
         }
         Ok(())
@@ -416,6 +437,10 @@ impl Krmx {
             LinkState::Unlinked => {}
         }
         tracing::debug!(%conn, "connection closed");
-        self.connections.remove(&conn);
+        if let Some(connection) = self.connections.remove(&conn) {
+            if let Some(at) = connection.unlinked_deadline {
+                self.timers.disarm(at, Timer::Unlinked(conn));
+            }
+        }
     }
 }

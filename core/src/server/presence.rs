@@ -36,13 +36,16 @@ impl Krmx {
         let Some(user) = self.users.get_mut(username) else {
             return;
         };
-        user.conn = Some(conn);
+        if user.conn.replace(conn).is_none() {
+            self.linked_connections += 1;
+        }
         if let Some(at) = user.inactive_since.take() {
             self.timers.disarm(at, Timer::Inactivity(username.clone()));
         }
         if let Some(connection) = self.connections.get_mut(&conn) {
             connection.link = LinkState::Linked(username.clone());
         }
+        self.disarm_unlinked_timeout(conn);
         let outputs = &mut self.outputs;
         for user in self.users.values() {
             outputs.push_back(crate::Output::Send {
@@ -91,6 +94,8 @@ impl Krmx {
         if let Some(connection) = self.connections.get_mut(&conn) {
             connection.link = LinkState::Unlinked;
         }
+        self.linked_connections = self.linked_connections.saturating_sub(1);
+        self.arm_unlinked_timeout(now, conn);
         self.emit(Event::Unlinked {
             username: username.clone(),
             conn,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 /// that stops answering is terminated (close 1001) and the others see it unlinked.
 pub fn ping_keeps_answering_clients_and_terminates_silent_ones(transport: Transport) {
     let mut server =
-        transport.start(KrmxConfig::default().ping_interval(Duration::from_millis(250)));
+        transport.start(KrmxConfig::default().ping_interval(Duration::from_millis(1000)));
     let mut clients = link_users(&mut server, &["alice", "bob"]);
     let bob = clients.pop().expect("bob");
     let mut alice = clients.pop().expect("alice");
@@ -23,10 +23,10 @@ pub fn ping_keeps_answering_clients_and_terminates_silent_ones(transport: Transp
     alice.expect_json(&unlinked("bob"));
     let after = stopped.elapsed();
     server.expect_event(&ServerEvent::unlinked("bob"));
-    alice.expect_nothing_for(Duration::from_secs(1));
+    alice.expect_nothing_for(Duration::from_millis(2500));
     assert!(
-        after < Duration::from_millis(2000),
-        "terminated only after {after:?} with a 250 ms ping interval"
+        after < Duration::from_millis(5000),
+        "terminated only after {after:?} with a 1 s ping interval"
     );
     // At most the one ping bob had not read yet before going raw, and the ping it ignored.
     // bob was still linked when its unlink went out, so it hears it too, then the close.

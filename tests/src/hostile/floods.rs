@@ -1,0 +1,261 @@
+//! Floods: thousands of connections that never link, and thousands of pings.
+
+use super::{
+    eventually, finish_upgrade, open_fds, quiet, relay, rss_kib, serial, start_upgrade,
+    start_with_pair, upgraded,
+};
+use crate::client::RawIncoming;
+use crate::frames::{self, ServerFrame};
+use crate::{Client, Incoming, RawConnection, TIMEOUT, Transport};
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+/// How many connections the flood opens.
+const FLOOD: usize = 2000;
+
+/// The next frame of `conn`, panicking on the end of the connection or after `timeout`.
+fn next_frame(conn: &mut RawConnection, timeout: Duration) -> ServerFrame {
+    match conn.next_within(timeout) {
+        Some(RawIncoming::Frame(frame)) => frame,
+        other => panic!("expected a frame, got {other:?}"),
+    }
+}
+
+/// The close frame's code and reason.
+fn close_of(frame: &ServerFrame) -> (u16, String) {
+    assert_eq!(frame.opcode, frames::CLOSE, "not a close frame: {frame:?}");
+    let code = frame.close_code().expect("a close code");
+    let reason = String::from_utf8_lossy(frame.payload.get(2..).unwrap_or_default()).into_owned();
+    (code, reason)
+}
+
+/// 2000 connections upgrade and never link. The unlinked timeout (1 s here) closes each with
+/// 1008 `unlinked timeout`; the server's descriptors and memory come back down; the pair chats
+/// throughout, losing nothing.
+pub fn thousands_of_connections_that_never_link_are_closed_by_the_unlinked_timeout(
+    transport: Transport,
+) {
+    let _serial = serial();
+    let timeout = Duration::from_secs(1);
+    let config = quiet().unlinked_timeout(Some(timeout));
+    let (_server, mut pair) = start_with_pair(transport, relay(config));
+    let addr = _server.addr();
+    let (fds, rss) = (open_fds(), rss_kib());
+
+    let (peak_rss, peak_fds, elapsed) = pair.chatter_during(|| {
+        let started = Instant::now();
+        let mut streams: Vec<TcpStream> = (0..FLOOD).map(|_| start_upgrade(addr)).collect();
+        for stream in &mut streams {
+            finish_upgrade(stream);
+        }
+        let (peak_rss, peak_fds) = (rss_kib(), open_fds());
+        for stream in streams {
+            let mut conn = RawConnection::new(stream);
+            let frame = next_frame(&mut conn, timeout + TIMEOUT);
+            assert_eq!(close_of(&frame), (1008, "unlinked timeout".to_owned()));
+            // The close handshake: answer, then the server ends the connection.
+            conn.send(&frames::close(1008));
+            conn.expect_end(TIMEOUT);
+        }
+        (peak_rss, peak_fds, started.elapsed())
+    });
+    assert!(
+        elapsed >= timeout,
+        "closed after {elapsed:?}, before the timeout"
+    );
+    eventually(TIMEOUT, "the descriptors of the flood closed", || {
+        open_fds() <= fds
+    });
+    let after_rss = rss_kib();
+    eprintln!(
+        "{FLOOD} unlinked connections: RSS {rss} KiB before, {peak_rss} KiB at the peak, \
+         {after_rss} KiB after; fds {fds} before, {peak_fds} at the peak"
+    );
+    assert!(peak_fds >= fds + FLOOD, "the flood did not connect");
+    // Freed memory need not go back to the system, but the server must not keep what the
+    // flood cost: allow a generous 32 MiB above the baseline.
+    assert!(
+        after_rss <= rss + (32 << 10),
+        "RSS {after_rss} KiB after the flood, {rss} KiB before"
+    );
+    pair.exchange(4);
+}
+
+/// With `max_unlinked_connections` 100, connections beyond 100 unlinked ones are closed at
+/// once with 1013; linked users are unaffected; once places free up, newcomers link again.
+pub fn connections_beyond_the_unlinked_cap_are_refused_with_1013(transport: Transport) {
+    let _serial = serial();
+    const CAP: usize = 100;
+    let config = quiet().max_unlinked_connections(Some(CAP));
+    let (server, mut pair) = start_with_pair(transport, relay(config));
+    let addr = server.addr();
+    let mut held = pair.chatter_during(|| {
+        // Each upgrade is done before the next starts, so the server opens them in order: the
+        // first CAP stay, the others are refused.
+        let streams: Vec<TcpStream> = (0..CAP * 3).map(|_| upgraded(addr)).collect();
+        let mut held = Vec::new();
+        for (i, stream) in streams.into_iter().enumerate() {
+            let mut conn = RawConnection::new(stream);
+            if i < CAP {
+                held.push(conn);
+            } else {
+                let frame = next_frame(&mut conn, TIMEOUT);
+                assert_eq!(
+                    close_of(&frame),
+                    (1013, "too many unlinked connections".to_owned()),
+                    "connection {i}"
+                );
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        for conn in &mut held {
+            assert_eq!(conn.next_within(Duration::from_millis(1)), None);
+        }
+        held
+    });
+    // Full: a newcomer is refused before it can link.
+    let mut newcomer = Client::connect(addr);
+    match newcomer.next_incoming() {
+        Incoming::Close(Some((1013, _))) => {}
+        other => panic!("expected a 1013 close, got {other:?}"),
+    }
+    // One held connection links: it no longer counts, so one newcomer fits.
+    let mut linker = held.pop().expect("a held connection");
+    linker.send(&frames::text(
+        crate::msg::link("carol", crate::VERSION, None)
+            .to_string()
+            .as_bytes(),
+    ));
+    let accepted = next_frame(&mut linker, TIMEOUT);
+    assert_eq!(accepted.payload, br#"{"type":"krmx/accepted"}"#);
+    let mut dave = Client::connect(addr);
+    dave.link("dave");
+    assert_eq!(dave.next_json(), crate::msg::accepted());
+    drop(held);
+    pair.exchange(4);
+}
+
+/// A client sends 20 000 pings while reading: every ping is answered (tungstenite may answer
+/// only the latest of several waiting pings, RFC 6455 5.5.3) and the last one surely; the
+/// server's memory stays flat and the pair chats on.
+pub fn ping_flood_from_a_reading_client_is_answered_and_bounded(transport: Transport) {
+    let _serial = serial();
+    const PINGS: u32 = 20_000;
+    let (server, mut pair) = start_with_pair(transport, relay(quiet()));
+    let rss = rss_kib();
+    let stream = upgraded(server.addr());
+    let mut writer = stream.try_clone().expect("cloning the stream");
+    let (pongs, peak_rss) = pair.chatter_during(|| {
+        let flood = std::thread::spawn(move || {
+            let mut batch = Vec::new();
+            for i in 0..PINGS {
+                batch.extend(frames::masked(
+                    true,
+                    frames::PING,
+                    format!("p{i}").as_bytes(),
+                ));
+                if batch.len() > 16 << 10 || i + 1 == PINGS {
+                    writer.write_all(&batch).expect("writing pings");
+                    batch.clear();
+                }
+            }
+            writer
+        });
+        let mut conn = RawConnection::new(stream);
+        let last = format!("p{}", PINGS - 1).into_bytes();
+        let mut pongs = 0_u32;
+        let mut peak_rss = 0;
+        loop {
+            let frame = next_frame(&mut conn, TIMEOUT);
+            assert_eq!(frame.opcode, frames::PONG, "{frame:?}");
+            pongs += 1;
+            if pongs % 1000 == 0 {
+                peak_rss = peak_rss.max(rss_kib());
+            }
+            if frame.payload == last {
+                break;
+            }
+        }
+        let _ = flood.join().expect("the flood thread panicked");
+        (pongs, peak_rss.max(rss_kib()))
+    });
+    eprintln!(
+        "{PINGS} pings answered by {pongs} pongs; RSS {rss} KiB before, {peak_rss} KiB at the peak"
+    );
+    assert!(pongs <= PINGS);
+    assert!(
+        peak_rss <= rss + (16 << 10),
+        "RSS grew from {rss} KiB to {peak_rss} KiB"
+    );
+    pair.exchange(4);
+}
+
+/// A linked client sends 200 000 pings with 125-byte payloads (26 MB of pongs owed) and never
+/// reads: what the server keeps for it stays bounded by about `max_buffered_bytes` (256 KiB
+/// here), the pongs do not pile up in memory, it is closed as a slow consumer (at once on mio;
+/// on smol when the next message for it finds tungstenite's buffer full of pongs, here a
+/// relayed chat) and unlinked, and the pair chats on.
+pub fn ping_flood_from_a_client_that_never_reads_stays_bounded(transport: Transport) {
+    let _serial = serial();
+    const PINGS: usize = 200_000;
+    let config = quiet().max_buffered_bytes(256 << 10);
+    let (mut server, mut pair) = start_with_pair(transport, relay(config));
+    let mut stream = upgraded(server.addr());
+    stream
+        .write_all(&frames::text(
+            crate::msg::link("flooder", crate::VERSION, None)
+                .to_string()
+                .as_bytes(),
+        ))
+        .expect("linking");
+    super::wait_event(&mut server, TIMEOUT, |event| {
+        *event == crate::ServerEvent::linked("flooder")
+    });
+    let rss = rss_kib();
+    let (written, peak_rss) = pair.chatter_during(|| {
+        let ping = frames::masked(true, frames::PING, &[b'x'; 125]);
+        let batch = ping.repeat(128);
+        let mut written = 0;
+        let mut peak_rss = 0;
+        stream
+            .set_write_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        while written < PINGS {
+            // The server may close the connection (a slow consumer): then writing fails.
+            if stream.write_all(&batch).is_err() {
+                break;
+            }
+            written += 128;
+            if written % (128 * 64) == 0 {
+                peak_rss = peak_rss.max(rss_kib());
+            }
+        }
+        (written, peak_rss.max(rss_kib()))
+    });
+    eprintln!(
+        "{written} pings from a client that does not read; RSS {rss} KiB before, \
+         {peak_rss} KiB at the peak"
+    );
+    assert!(
+        peak_rss <= rss + (16 << 10),
+        "RSS grew from {rss} KiB to {peak_rss} KiB: pongs pile up"
+    );
+    pair.exchange(4);
+    // Messages for it: the first that finds no room makes it a slow consumer.
+    let fill = "f".repeat(16 << 10);
+    let mut sent = 0;
+    let mut unlinked = false;
+    while !unlinked && sent < 200 {
+        server.broadcast(&super::bulk(sent, &fill), None);
+        sent += 1;
+        pair.expect_bulk(sent);
+        unlinked =
+            super::drain_events(&mut server).contains(&crate::ServerEvent::unlinked("flooder"));
+    }
+    assert!(
+        unlinked,
+        "the flooder is still linked after {sent} broadcasts"
+    );
+    pair.exchange(4);
+}
