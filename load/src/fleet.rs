@@ -1,70 +1,152 @@
-//! A fleet of WebSocket clients on one mio poll: non-blocking connects and handshakes, links,
-//! and a callback for every text message.
+//! [`Fleet`]: many WebSocket clients on one mio poll. Non-blocking connects and upgrades; every
+//! message is handed to a [`Handler`] as a slice of the shared read buffer, which may answer on
+//! the same client through [`Outgoing`].
 
+use crate::wire::{self, Frame, Upgrade};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
-use std::io;
+use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::time::Duration;
-use tungstenite::handshake::MidHandshake;
-use tungstenite::handshake::client::ClientHandshake;
-use tungstenite::protocol::WebSocketConfig;
-use tungstenite::{HandshakeError, Message, WebSocket};
+use std::time::{Duration, Instant};
 
-enum State {
-    Handshaking(Box<MidHandshake<ClientHandshake<TcpStream>>>),
-    Open(Box<WebSocket<TcpStream>>),
+/// What the workloads do with what the clients receive.
+pub(crate) trait Handler {
+    /// Client `client` finished its upgrade.
+    fn on_open(&mut self, _client: usize, _out: &mut Outgoing<'_>) {}
+    /// Client `client` received a text or binary message; `now` is when it was read.
+    fn on_message(&mut self, client: usize, text: &[u8], now: Instant, out: &mut Outgoing<'_>);
+    /// Called after every turn of a workload's loop (to send on other clients).
+    fn after_turn(&mut self, _fleet: &mut Fleet) {}
+    /// A progress note for long phases.
+    fn status(&self) -> String {
+        String::new()
+    }
+}
+
+/// Sends on the client whose message is being handled.
+pub(crate) struct Outgoing<'a> {
+    buf: &'a mut Vec<u8>,
+    mask: &'a mut Mask,
+}
+
+impl Outgoing<'_> {
+    /// Queues a text message (written when the handler returns).
+    pub(crate) fn text(&mut self, text: &[u8]) {
+        wire::push_text(self.buf, text, self.mask.next());
+    }
+}
+
+/// Runs `f` with an [`Outgoing`] that collects into `buf` (for handler tests).
+#[cfg(test)]
+pub(crate) fn capture<R>(buf: &mut Vec<u8>, f: impl FnOnce(&mut Outgoing<'_>) -> R) -> R {
+    let mut mask = Mask(1);
+    f(&mut Outgoing {
+        buf,
+        mask: &mut mask,
+    })
+}
+
+/// Masking keys from a xorshift generator (servers cannot tell them from random ones).
+struct Mask(u64);
+
+impl Mask {
+    fn next(&mut self) -> [u8; 4] {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 as u32).to_le_bytes()
+    }
+}
+
+enum Phase {
+    /// TCP connect in progress: the upgrade request goes out once connected.
+    Connecting {
+        key: String,
+    },
+    /// Upgrade request sent, response being read (into `partial`).
+    Upgrading {
+        key: String,
+    },
+    Open,
+    /// Closed or failed (the first failure's reason is kept by the fleet).
     Gone,
 }
 
-/// One client.
-pub(crate) struct Client {
-    state: State,
-    /// Text messages to send once open.
-    pending: Vec<String>,
+struct Conn {
+    stream: TcpStream,
+    phase: Phase,
+    /// Bytes read but not consumed yet (an incomplete frame or response head).
+    partial: Vec<u8>,
+    /// A fragmented message being put together.
+    fragments: Option<Vec<u8>>,
+    /// Bytes to write, from `written` on.
+    out: Vec<u8>,
+    written: usize,
+}
+
+/// How many clients are in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Census {
+    pub(crate) connecting: usize,
+    pub(crate) open: usize,
+    pub(crate) gone: usize,
 }
 
 /// Many clients on one poll.
 pub(crate) struct Fleet {
     poll: Poll,
     events: Events,
-    clients: Vec<Client>,
-    url: String,
+    conns: Vec<Conn>,
+    scratch: Vec<u8>,
     addr: SocketAddr,
+    host: String,
+    path: String,
+    mask: Mask,
+    census: Census,
+    first_failure: Option<String>,
+    /// Clients whose read budget ran out while still readable: read again next turn.
+    again: Vec<usize>,
 }
 
-fn ws_config() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(8 << 10)
-        .write_buffer_size(0)
-        .max_message_size(Some(64 << 20))
-}
+/// The read buffer (grown for a message larger than this).
+const SCRATCH: usize = 256 << 10;
+
+/// Reads per client per turn.
+const READ_BUDGET: usize = 16;
 
 impl Fleet {
-    pub(crate) fn new(url: &str) -> io::Result<Self> {
-        let authority = url
-            .strip_prefix("ws://")
-            .and_then(|rest| rest.split('/').next())
-            .ok_or_else(|| io::Error::other("expected a ws:// URL"))?;
-        let addr = std::net::ToSocketAddrs::to_socket_addrs(authority)?
-            .next()
-            .ok_or_else(|| io::Error::other("the URL resolves to no address"))?;
+    pub(crate) fn new(addr: SocketAddr, path: &str) -> io::Result<Self> {
         Ok(Self {
             poll: Poll::new()?,
             events: Events::with_capacity(4096),
-            clients: Vec::new(),
-            url: url.to_owned(),
+            conns: Vec::new(),
+            scratch: vec![0; SCRATCH],
             addr,
+            host: addr.to_string(),
+            path: path.to_owned(),
+            mask: Mask(0x9e37_79b9_7f4a_7c15),
+            census: Census::default(),
+            first_failure: None,
+            again: Vec::new(),
         })
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.clients.len()
+        self.conns.len()
     }
 
-    /// Starts connecting a client that sends `first` once open; returns its index.
-    pub(crate) fn add(&mut self, first: Vec<String>) -> io::Result<usize> {
-        let index = self.clients.len();
+    pub(crate) fn census(&self) -> Census {
+        self.census
+    }
+
+    /// Why the first client that failed failed.
+    pub(crate) fn first_failure(&self) -> Option<&str> {
+        self.first_failure.as_deref()
+    }
+
+    /// Starts connecting a new client; returns its index.
+    pub(crate) fn add(&mut self) -> io::Result<usize> {
+        let index = self.conns.len();
         let mut stream = TcpStream::connect(self.addr)?;
         let _ = stream.set_nodelay(true);
         self.poll.registry().register(
@@ -72,114 +154,253 @@ impl Fleet {
             Token(index),
             Interest::READABLE | Interest::WRITABLE,
         )?;
-        let request =
-            tungstenite::client::IntoClientRequest::into_client_request(self.url.as_str())
-                .map_err(io::Error::other)?;
-        let state =
-            match tungstenite::client::client_with_config(request, stream, Some(ws_config())) {
-                Ok((ws, _)) => State::Open(Box::new(ws)),
-                Err(HandshakeError::Interrupted(mid)) => State::Handshaking(Box::new(mid)),
-                Err(HandshakeError::Failure(error)) => return Err(io::Error::other(error)),
-            };
-        self.clients.push(Client {
-            state,
-            pending: first,
+        self.conns.push(Conn {
+            stream,
+            phase: Phase::Connecting {
+                key: tungstenite::handshake::client::generate_key(),
+            },
+            partial: Vec::new(),
+            fragments: None,
+            out: Vec::new(),
+            written: 0,
         });
-        self.flush_pending(index);
+        self.census.connecting += 1;
         Ok(index)
     }
 
-    /// Whether client `index` failed (handshake refused, connection lost).
-    pub(crate) fn is_gone(&self, index: usize) -> bool {
-        matches!(self.clients.get(index).map(|c| &c.state), Some(State::Gone))
-    }
-
-    /// Whether client `index` finished its handshake.
-    pub(crate) fn is_open(&self, index: usize) -> bool {
-        matches!(
-            self.clients.get(index).map(|c| &c.state),
-            Some(State::Open(_))
-        )
-    }
-
-    fn flush_pending(&mut self, index: usize) {
-        let Some(client) = self.clients.get_mut(index) else {
-            return;
-        };
-        let State::Open(ws) = &mut client.state else {
-            return;
-        };
-        for text in client.pending.drain(..) {
-            let _ = ws.write(Message::text(text));
-        }
-        let _ = ws.flush();
-    }
-
-    /// Polls once (up to `timeout`) and hands every text message received to `on_text(client,
-    /// text)`. Returns how many messages were handled.
-    pub(crate) fn turn(
-        &mut self,
-        timeout: Duration,
-        on_text: &mut dyn FnMut(usize, &str),
-    ) -> io::Result<usize> {
-        self.poll.poll(&mut self.events, Some(timeout))?;
-        let ready: Vec<usize> = self.events.iter().map(|e| e.token().0).collect();
-        let mut handled = 0;
-        for index in ready {
-            handled += self.drive(index, on_text);
-        }
-        Ok(handled)
-    }
-
-    fn drive(&mut self, index: usize, on_text: &mut dyn FnMut(usize, &str)) -> usize {
-        let Some(client) = self.clients.get_mut(index) else {
-            return 0;
-        };
-        if let State::Handshaking(_) = client.state {
-            let State::Handshaking(mid) = std::mem::replace(&mut client.state, State::Gone) else {
-                return 0;
-            };
-            client.state = match mid.handshake() {
-                Ok((ws, _)) => State::Open(Box::new(ws)),
-                Err(HandshakeError::Interrupted(mid)) => State::Handshaking(Box::new(mid)),
-                Err(HandshakeError::Failure(error)) => {
-                    eprintln!("client {index}: handshake failed: {error}");
-                    State::Gone
-                }
-            };
-            self.flush_pending(index);
-        }
-        let Some(client) = self.clients.get_mut(index) else {
-            return 0;
-        };
-        let State::Open(ws) = &mut client.state else {
-            return 0;
-        };
-        let mut handled = 0;
-        loop {
-            match ws.read() {
-                Ok(Message::Text(text)) => {
-                    handled += 1;
-                    on_text(index, text.as_str());
-                }
-                Ok(_) => {}
-                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(error) => {
-                    eprintln!("client {index}: {error}");
-                    client.state = State::Gone;
-                    break;
-                }
+    /// Queues a text message on client `index` and writes what its socket takes.
+    pub(crate) fn send(&mut self, index: usize, text: &[u8]) {
+        if let Some(conn) = self.conns.get_mut(index) {
+            if matches!(conn.phase, Phase::Open) {
+                wire::push_text(&mut conn.out, text, self.mask.next());
+                flush(conn, &mut self.census, &mut self.first_failure);
             }
         }
-        if let State::Open(ws) = &mut client.state {
-            let _ = ws.flush();
+    }
+
+    /// Waits up to `timeout` for readiness and handles what is ready.
+    pub(crate) fn turn(&mut self, timeout: Duration, handler: &mut dyn Handler) -> io::Result<()> {
+        let timeout = if self.again.is_empty() {
+            timeout
+        } else {
+            Duration::ZERO
+        };
+        match self.poll.poll(&mut self.events, Some(timeout)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(e),
         }
-        handled
+        let Self {
+            events,
+            conns,
+            scratch,
+            mask,
+            census,
+            first_failure,
+            host,
+            path,
+            again,
+            ..
+        } = self;
+        for index in std::mem::take(again) {
+            if let Some(conn) = conns.get_mut(index) {
+                if read(conn, index, scratch, mask, census, first_failure, handler) {
+                    again.push(index);
+                }
+                flush(conn, census, first_failure);
+            }
+        }
+        for event in events.iter() {
+            let index = event.token().0;
+            let Some(conn) = conns.get_mut(index) else {
+                continue;
+            };
+            if let Phase::Connecting { key } = &conn.phase {
+                if let Ok(Some(error)) | Err(error) = conn.stream.take_error() {
+                    fail(conn, census, first_failure, format!("connect: {error}"));
+                    continue;
+                }
+                match conn.stream.peer_addr() {
+                    Ok(_) => {
+                        let key = key.clone();
+                        conn.out = wire::upgrade_request(host, path, &key);
+                        conn.phase = Phase::Upgrading { key };
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotConnected => continue,
+                    Err(e) => {
+                        fail(conn, census, first_failure, format!("connect: {e}"));
+                        continue;
+                    }
+                }
+            }
+            if !conn.out.is_empty() {
+                flush(conn, census, first_failure);
+            }
+            if event.is_readable() || event.is_read_closed() || event.is_error() {
+                if read(conn, index, scratch, mask, census, first_failure, handler)
+                    && !again.contains(&index)
+                {
+                    again.push(index);
+                }
+                flush(conn, census, first_failure);
+            }
+        }
+        Ok(())
     }
 }
 
-/// A `krmx/link` message.
-pub(crate) fn link_message(username: &str, version: &str) -> String {
-    serde_json::json!({"type": "krmx/link", "payload": {"username": username, "version": version}})
-        .to_string()
+/// Marks a client gone.
+fn fail(conn: &mut Conn, census: &mut Census, first: &mut Option<String>, why: String) {
+    match conn.phase {
+        Phase::Connecting { .. } | Phase::Upgrading { .. } => census.connecting -= 1,
+        Phase::Open => census.open -= 1,
+        Phase::Gone => return,
+    }
+    census.gone += 1;
+    first.get_or_insert(why);
+    conn.phase = Phase::Gone;
+    // The server sees the end at once (the socket itself closes with the fleet).
+    let _ = conn.stream.shutdown(std::net::Shutdown::Both);
+    conn.out = Vec::new();
+    conn.partial = Vec::new();
+}
+
+/// Writes queued bytes until done or the socket would block.
+fn write_out(conn: &mut Conn) -> io::Result<()> {
+    while let Some(rest) = conn.out.get(conn.written..).filter(|rest| !rest.is_empty()) {
+        match conn.stream.write(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => conn.written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    conn.out.clear();
+    conn.written = 0;
+    Ok(())
+}
+
+fn flush(conn: &mut Conn, census: &mut Census, first: &mut Option<String>) {
+    if matches!(conn.phase, Phase::Gone) {
+        return;
+    }
+    if let Err(error) = write_out(conn) {
+        fail(conn, census, first, format!("write: {error}"));
+    }
+}
+
+/// Reads until the socket would block, handing over every complete message. `true` when the
+/// read budget ran out first (the socket may still be readable).
+fn read(
+    conn: &mut Conn,
+    index: usize,
+    scratch: &mut Vec<u8>,
+    mask: &mut Mask,
+    census: &mut Census,
+    first: &mut Option<String>,
+    handler: &mut dyn Handler,
+) -> bool {
+    // Bounded: a peer that never stops sending is read for at most this many buffers per turn;
+    // the caller comes back to it (readiness is edge-triggered, no new event would come).
+    for _ in 0..READ_BUDGET {
+        if matches!(conn.phase, Phase::Gone | Phase::Connecting { .. }) {
+            return false;
+        }
+        let carried = conn.partial.len();
+        if carried >= scratch.len() {
+            scratch.resize(carried * 2, 0);
+        }
+        if let Some(dst) = scratch.get_mut(..carried) {
+            dst.copy_from_slice(&conn.partial);
+        }
+        let Some(free) = scratch.get_mut(carried..) else {
+            return false;
+        };
+        let n = match conn.stream.read(free) {
+            Ok(0) => {
+                let why = "the server closed the connection".to_owned();
+                fail(conn, census, first, why);
+                return false;
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                fail(conn, census, first, format!("read: {e}"));
+                return false;
+            }
+        };
+        conn.partial.clear();
+        let filled = scratch.get(..carried + n).unwrap_or_default();
+        let used = match consume(conn, index, filled, mask, census, handler) {
+            Ok(used) => used,
+            Err(why) => {
+                fail(conn, census, first, why);
+                return false;
+            }
+        };
+        if let Some(rest) = filled.get(used..) {
+            conn.partial.extend_from_slice(rest);
+        }
+        if let Some(need) = wire::frame_len(&conn.partial) {
+            if need > scratch.len() {
+                scratch.resize(need, 0);
+            }
+        }
+    }
+    true
+}
+
+/// Handles the complete frames (or the upgrade response) at the start of `buf`; returns how many
+/// bytes were used.
+fn consume(
+    conn: &mut Conn,
+    index: usize,
+    buf: &[u8],
+    mask: &mut Mask,
+    census: &mut Census,
+    handler: &mut dyn Handler,
+) -> Result<usize, String> {
+    let mut used = 0;
+    if let Phase::Upgrading { key } = &conn.phase {
+        match wire::parse_upgrade(buf, key) {
+            Upgrade::Incomplete => return Ok(0),
+            Upgrade::Failed(why) => return Err(why),
+            Upgrade::Done(head) => {
+                used = head;
+                conn.phase = Phase::Open;
+                census.connecting -= 1;
+                census.open += 1;
+                let mut out = Outgoing {
+                    buf: &mut conn.out,
+                    mask,
+                };
+                handler.on_open(index, &mut out);
+            }
+        }
+    }
+    let now = Instant::now();
+    while let Some((frame, len)) = wire::next_frame(buf.get(used..).unwrap_or_default())? {
+        used += len;
+        let mut out = Outgoing {
+            buf: &mut conn.out,
+            mask,
+        };
+        match frame {
+            Frame::Data(payload) => handler.on_message(index, payload, now, &mut out),
+            Frame::Fragment { payload, fin } => {
+                let whole = conn.fragments.get_or_insert_with(Vec::new);
+                whole.extend_from_slice(payload);
+                if fin {
+                    let whole = conn.fragments.take().unwrap_or_default();
+                    handler.on_message(index, &whole, now, &mut out);
+                }
+            }
+            Frame::Ping(payload) => wire::push_pong(&mut conn.out, payload, mask.next()),
+            Frame::Pong => {}
+            Frame::Close => return Err("the server sent a close frame".into()),
+        }
+    }
+    Ok(used)
 }

@@ -1,177 +1,271 @@
-//! `krmx-load`: workloads against a running Krmx server.
+//! `krmx-load`: workloads against Krmx servers, comparing several servers in one run.
+//!
+//! Each `--server` (a Krmx server) and `--bare` (a bare WebSocket relay/echo) is a command the
+//! generator starts itself for every measurement, as `sh -c 'exec CMD --port 0 FLAGS'` where
+//! FLAGS are the workload's (`--relay --quiet`, `--echo --quiet`, `--quiet`). It reads the port
+//! from the first stdout line `{"event":"listen","port":N}`, drains the rest, reads the server's
+//! memory and CPU time from /proc, and stops it with SIGTERM. With `--rounds K` the servers run
+//! alternately (A B A B ...) and the report gives min/median/max and ratios of medians.
+//!
+//! ```text
+//! krmx-load relay --clients 1000 --senders 10 --messages 1000 --window 16 --rounds 3 \
+//!     --version 0.5.0 \
+//!     --server "mio:target/release/krmx serve --krmx-version 0.5" \
+//!     --server "node:node bench/node-reference/serve.js" \
+//!     --bare "bare-mio:target/release/krmx-bare"
+//! ```
 #![forbid(unsafe_code)]
 
 mod fleet;
+mod probe;
+mod report;
+mod server;
+mod stats;
+mod wire;
+mod workloads;
 
-use clap::{Parser, Subcommand};
-use fleet::{Fleet, link_message};
-use std::io;
-use std::time::{Duration, Instant};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use server::{Spec, Target};
+use std::process::ExitCode;
+use std::time::Duration;
+use workloads::{Common, Workload};
 
 #[derive(Debug, Parser)]
-#[command(name = "krmx-load", about = "Workloads against a running Krmx server")]
+#[command(
+    name = "krmx-load",
+    about = "Workloads against Krmx servers (and bare WebSocket peers), compared in alternating rounds"
+)]
 struct Cli {
     #[command(subcommand)]
-    workload: Workload,
+    workload: WorkloadArgs,
 }
 
 #[derive(Debug, Subcommand)]
-enum Workload {
-    /// N clients link and stay idle: time until every client sees all N users linked, and the
-    /// server's memory per connection (RSS from /proc, with --server-pid).
-    Idle {
-        #[arg(long, default_value = "ws://127.0.0.1:8082/")]
-        url: String,
+enum WorkloadArgs {
+    /// N open connections link at once: time until every client sees all N users linked.
+    Link {
         #[arg(long, default_value_t = 1000)]
         clients: usize,
-        /// The server's process id, to read its resident memory.
-        #[arg(long)]
-        server_pid: Option<u32>,
-        /// Protocol version the clients send.
-        #[arg(long, default_value = "0.6.0")]
-        version: String,
-        /// Handshakes in flight at once.
-        #[arg(long, default_value_t = 200)]
-        in_flight: usize,
-        /// Seconds to stay connected after linking (while memory is read).
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// N linked clients, S senders of M messages each with a window of unacknowledged messages,
+    /// against `--relay`: deliveries per second, latency, exactly-once in-order check.
+    Relay {
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        #[arg(long, default_value_t = 10)]
+        senders: usize,
+        /// Messages per sender.
+        #[arg(long, default_value_t = 1000)]
+        messages: u64,
+        /// Unacknowledged messages per sender.
+        #[arg(long, default_value_t = 16)]
+        window: u64,
+        /// Padding characters added to every message.
+        #[arg(long, default_value_t = 0)]
+        pad: usize,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// C linked clients making R round trips each against `--echo`: round trips per second and
+    /// latency.
+    Echo {
+        #[arg(long, default_value_t = 10)]
+        clients: usize,
+        /// Round trips per client.
+        #[arg(long, default_value_t = 10_000)]
+        round_trips: u64,
+        /// Round trips outstanding per client.
         #[arg(long, default_value_t = 1)]
-        hold_secs: u64,
-        /// Only connect (no link): the cost of a bare connection.
-        #[arg(long)]
-        no_link: bool,
+        window: u64,
+        #[arg(long, default_value_t = 0)]
+        pad: usize,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// N clients link and stay idle: the server's memory per connection and the time to link
+    /// them all.
+    Idle {
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        /// Milliseconds to stay connected after linking before the memory is read.
+        #[arg(long, default_value_t = 1000)]
+        hold_ms: u64,
+        #[command(flatten)]
+        run: RunArgs,
     },
 }
 
-fn main() -> io::Result<()> {
-    match Cli::parse().workload {
-        Workload::Idle {
-            url,
-            clients,
-            server_pid,
-            version,
-            in_flight,
-            hold_secs,
-            no_link,
-        } => idle(
-            &url, clients, server_pid, &version, in_flight, hold_secs, no_link,
-        ),
-    }
+/// Options every workload takes.
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// A Krmx server command, `[LABEL:]CMD`; repeatable. Run as `sh -c 'exec CMD --port 0
+    /// FLAGS'`.
+    #[arg(long = "server", value_name = "[LABEL:]CMD")]
+    servers: Vec<String>,
+    /// A bare WebSocket relay/echo command (no Krmx: clients do not link), `[LABEL:]CMD`;
+    /// repeatable.
+    #[arg(long = "bare", value_name = "[LABEL:]CMD")]
+    bares: Vec<String>,
+    /// A Krmx server already running at this ws:// URL (measured once per round; memory and
+    /// CPU only with --server-pid).
+    #[arg(long)]
+    url: Option<String>,
+    /// The process id of the server at --url.
+    #[arg(long, requires = "url")]
+    server_pid: Option<u32>,
+    /// Rounds: every server is measured once per round, in the order given.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
+    /// The protocol version clients send in krmx/link.
+    #[arg(long, default_value = "0.6.0")]
+    version: String,
+    /// Connections in their TCP connect or HTTP upgrade at once. Keep it below the server's
+    /// listen backlog (128 for a mio or std listener): a burst past it gets SYNs dropped and
+    /// retried a second later, which measures the kernel's retry timer, not the server.
+    #[arg(long, default_value_t = 64)]
+    in_flight: usize,
+    /// Links awaiting `krmx/accepted` at once while a workload links its clients (not in
+    /// `link`, where all link at once): enough to keep the server busy, few enough that no link
+    /// waits long in the server's queue (a link storm otherwise runs into the auth timeout).
+    #[arg(long, default_value_t = 8)]
+    links_in_flight: usize,
+    /// Limit of each phase (connecting, linking, measuring), in seconds.
+    #[arg(long, default_value_t = 300)]
+    phase_timeout_secs: u64,
+    /// Seconds a server may take to exit after SIGTERM before it is killed (longer when the
+    /// command is a profiler wrapping the server, which must write its data).
+    #[arg(long, default_value_t = 5)]
+    stop_grace_secs: u64,
+    /// Pause between measurements, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    pause_ms: u64,
 }
 
-/// Resident set size of a process, in KiB.
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kib| kib.parse().ok())
-}
-
-/// Counts, per client, the `krmx/linked` messages it received.
-struct LinkCount {
-    seen: Vec<usize>,
-    target: usize,
-    complete: usize,
-}
-
-impl LinkCount {
-    fn on_text(&mut self, index: usize, text: &str) {
-        if text.contains(r#""type":"krmx/linked""#) {
-            if let Some(seen) = self.seen.get_mut(index) {
-                *seen += 1;
-                if *seen == self.target {
-                    self.complete += 1;
+impl RunArgs {
+    /// The targets in command-line order (`--server` and `--bare` interleaved as given).
+    fn targets(&self, matches: &ArgMatches) -> Vec<Target> {
+        let mut ordered: Vec<(usize, Target)> = Vec::new();
+        for (id, specs, bare) in [
+            ("servers", &self.servers, false),
+            ("bares", &self.bares, true),
+        ] {
+            let indices = matches.indices_of(id).into_iter().flatten();
+            for (index, spec) in indices.zip(specs) {
+                ordered.push((index, Target::command(spec, bare)));
+            }
+        }
+        ordered.sort_by_key(|(index, _)| *index);
+        let mut targets: Vec<Target> = ordered.into_iter().map(|(_, t)| t).collect();
+        if let Some(url) = &self.url {
+            targets.push(Target {
+                label: "url".into(),
+                spec: Spec::Url {
+                    url: url.clone(),
+                    pid: self.server_pid,
+                },
+                bare: false,
+            });
+        }
+        // Labels must tell the servers apart.
+        for i in 1..targets.len() {
+            let label = targets.get(i).map(|t| t.label.clone()).unwrap_or_default();
+            let taken = targets.iter().take(i).filter(|t| t.label == label).count();
+            if taken > 0 {
+                if let Some(target) = targets.get_mut(i) {
+                    target.label = format!("{label}#{}", taken + 1);
                 }
             }
         }
+        targets
+    }
+
+    fn common(&self) -> Common {
+        Common {
+            version: self.version.clone(),
+            in_flight: self.in_flight,
+            links_in_flight: self.links_in_flight,
+            phase_timeout: Duration::from_secs(self.phase_timeout_secs),
+            stop_grace: Duration::from_secs(self.stop_grace_secs),
+        }
     }
 }
 
-fn idle(
-    url: &str,
-    clients: usize,
-    server_pid: Option<u32>,
-    version: &str,
-    in_flight: usize,
-    hold_secs: u64,
-    no_link: bool,
-) -> io::Result<()> {
-    let before = server_pid.and_then(rss_kib);
-    let mut fleet = Fleet::new(url)?;
-    let mut count = LinkCount {
-        seen: vec![0; clients],
-        target: clients,
-        complete: 0,
+fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
     };
-    let start = Instant::now();
-    let deadline = start + Duration::from_secs(900);
-    while fleet.len() < clients {
-        let opening = (0..fleet.len())
-            .filter(|&i| !fleet.is_open(i) && !fleet.is_gone(i))
-            .count();
-        if opening < in_flight {
-            let name = format!("user{}", fleet.len());
-            let first = if no_link {
-                Vec::new()
-            } else {
-                vec![link_message(&name, version)]
-            };
-            fleet.add(first)?;
-        } else {
-            fleet.turn(Duration::from_millis(5), &mut |i, t| count.on_text(i, t))?;
-        }
-    }
-    if no_link {
-        count.complete = clients;
-        while (0..fleet.len()).any(|i| !fleet.is_open(i)) {
-            fleet.turn(Duration::from_millis(5), &mut |_, _| {})?;
-        }
-    }
-    while count.complete < clients {
-        let gone = (0..fleet.len()).filter(|&i| fleet.is_gone(i)).count();
-        if gone > 0 {
-            return Err(io::Error::other(format!("idle: {gone} clients failed")));
-        }
-        if Instant::now() > deadline {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "idle: linking timed out",
-            ));
-        }
-        fleet.turn(Duration::from_millis(50), &mut |i, t| count.on_text(i, t))?;
-    }
-    let link_time = start.elapsed();
-    // Let the server settle (buffers drained) before reading its memory.
-    let hold_until = Instant::now() + Duration::from_secs(hold_secs);
-    while Instant::now() < hold_until {
-        fleet.turn(Duration::from_millis(50), &mut |i, t| count.on_text(i, t))?;
-    }
-    let after = server_pid.and_then(rss_kib);
-    let per_conn = match (before, after) {
-        (Some(before), Some(after)) => {
-            Some((after.saturating_sub(before) * 1024) as f64 / clients as f64)
-        }
-        _ => None,
+    let sub = matches
+        .subcommand()
+        .map(|(_, sub)| sub.clone())
+        .unwrap_or_default();
+    let (workload, run): (Box<dyn Workload>, RunArgs) = match cli.workload {
+        WorkloadArgs::Link { clients, run } => (Box::new(workloads::link::Link { clients }), run),
+        WorkloadArgs::Relay {
+            clients,
+            senders,
+            messages,
+            window,
+            pad,
+            run,
+        } => (
+            Box::new(workloads::relay::Relay {
+                clients,
+                senders,
+                messages,
+                window: window.max(1),
+                pad,
+            }),
+            run,
+        ),
+        WorkloadArgs::Echo {
+            clients,
+            round_trips,
+            window,
+            pad,
+            run,
+        } => (
+            Box::new(workloads::echo::Echo {
+                clients,
+                round_trips,
+                window,
+                pad,
+            }),
+            run,
+        ),
+        WorkloadArgs::Idle {
+            clients,
+            hold_ms,
+            run,
+        } => (
+            Box::new(workloads::idle::Idle {
+                clients,
+                hold: Duration::from_millis(hold_ms),
+            }),
+            run,
+        ),
     };
-    println!("workload  clients  link_time_ms  rss_before_kib  rss_after_kib  bytes_per_conn");
-    println!(
-        "idle      {clients:<7}  {:<12}  {:<14}  {:<13}  {}",
-        link_time.as_millis(),
-        before.map_or("-".into(), |v| v.to_string()),
-        after.map_or("-".into(), |v| v.to_string()),
-        per_conn.map_or("-".into(), |v| format!("{v:.0}")),
+    let targets = run.targets(&sub);
+    if targets.is_empty() {
+        eprintln!("krmx-load: give at least one --server, --bare or --url");
+        return ExitCode::from(2);
+    }
+    let rounds = run.rounds.max(1);
+    let series = report::compare(
+        workload.as_ref(),
+        &targets,
+        &run.common(),
+        rounds,
+        Duration::from_millis(run.pause_ms),
     );
-    println!(
-        "{}",
-        serde_json::json!({
-            "workload": "idle",
-            "clients": clients,
-            "link_time_ms": link_time.as_secs_f64() * 1000.0,
-            "rss_before_kib": before,
-            "rss_after_kib": after,
-            "bytes_per_conn": per_conn,
-        })
-    );
-    Ok(())
+    print!("{}", report::table(workload.as_ref(), &series, rounds));
+    println!("{}", report::json(workload.as_ref(), &series, rounds));
+    if series.iter().all(|s| s.errors.is_empty()) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
