@@ -28,7 +28,6 @@
 mod client;
 mod connection;
 mod handle;
-mod outbox;
 mod run;
 mod server;
 mod socket;

@@ -3,7 +3,7 @@
 //! pongs, close replies) keep their place among ours and the server decides when to hit the
 //! socket.
 
-use crate::outbox::Outbox;
+use krmx_transport_shared::Outbox;
 use mio::net::TcpStream;
 use std::io::{self, Read, Write};
 

@@ -9,7 +9,6 @@
 #![forbid(unsafe_code)]
 
 mod mio_server;
-mod outbox;
 mod smol_server;
 
 use clap::{Parser, ValueEnum};

@@ -4,8 +4,8 @@
 //! at once when a batch fills up).
 
 use crate::Mode;
-use crate::outbox::Outbox;
-use bytes::Bytes;
+use krmx_core::Text;
+use krmx_transport_shared::Outbox;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use std::io::{self, Read, Write};
@@ -228,12 +228,12 @@ impl Server {
             let Conn::Open(ws) = conn else {
                 return;
             };
-            let mut received: Vec<Bytes> = Vec::new();
+            let mut received: Vec<Text> = Vec::new();
             let mut more = true;
             let mut gone = false;
             while received.len() < READ_BATCH {
                 match ws.read() {
-                    Ok(Message::Text(text)) => received.push(text.into()),
+                    Ok(Message::Text(text)) => received.push(Text::from(text.as_str())),
                     Ok(_) => {}
                     Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
                         more = false;
@@ -271,13 +271,13 @@ impl Server {
     }
 
     /// Queues `payload` for an open connection.
-    fn deliver(&mut self, slot: usize, payload: &Bytes) {
+    fn deliver(&mut self, slot: usize, payload: &Text) {
         let Some(Some(Conn::Open(ws))) = self.slots.get_mut(slot) else {
             return;
         };
         let socket = ws.get_mut();
         let was_empty = socket.outbox.is_empty();
-        socket.outbox.push_text(payload);
+        socket.outbox.push_text_frame(payload);
         if socket.outbox.is_batch_full() && socket.outbox.write_to(&mut socket.stream).is_err() {
             self.drop_slot(slot);
             return;

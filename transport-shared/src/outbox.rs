@@ -1,5 +1,6 @@
-//! The per-connection outbound queue: whole WebSocket frames as shared chunks, written with
-//! vectored writes, with an exact count of the bytes buffered.
+//! [`Outbox`]: a per-connection outbound queue of whole WebSocket frames as shared chunks,
+//! written with vectored writes, with an exact count of the bytes buffered. Used by the mio
+//! transport and the bare benchmark peer.
 
 use krmx_core::Text;
 use std::collections::VecDeque;
@@ -38,7 +39,7 @@ const RETAINED_CHUNKS: usize = 16;
 
 /// Outbound bytes of one connection, in order.
 #[derive(Debug, Default)]
-pub(crate) struct Outbox {
+pub struct Outbox {
     chunks: VecDeque<Chunk>,
     /// Bytes of the front chunk already written.
     front_written: usize,
@@ -48,22 +49,23 @@ pub(crate) struct Outbox {
 
 impl Outbox {
     /// Bytes queued and not yet written.
-    pub(crate) fn buffered(&self) -> usize {
+    pub fn buffered(&self) -> usize {
         self.buffered
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
         self.chunks.is_empty()
     }
 
     /// Whether enough is queued to fill one vectored write: worth writing now rather than at
     /// the end of the turn, so a burst lands in the kernel's buffer instead of growing ours.
-    pub(crate) fn is_batch_full(&self) -> bool {
+    pub fn is_batch_full(&self) -> bool {
         self.chunks.len() >= MAX_IOVECS
     }
 
     /// Queues an unmasked text frame carrying `text` (server frames are never masked).
-    pub(crate) fn push_text_frame(&mut self, text: &Text) {
+    pub fn push_text_frame(&mut self, text: &Text) {
         let (bytes, len) = frame_header(0x1, text.len());
         self.buffered += usize::from(len);
         self.chunks.push_back(Chunk::Header { bytes, len });
@@ -74,12 +76,12 @@ impl Outbox {
     }
 
     /// Queues an empty ping frame.
-    pub(crate) fn push_ping(&mut self) {
+    pub fn push_ping(&mut self) {
         self.push_owned(vec![0x89, 0x00]);
     }
 
     /// Queues a close frame with a code and a reason (truncated to fit a control frame).
-    pub(crate) fn push_close(&mut self, code: u16, reason: &str) {
+    pub fn push_close(&mut self, code: u16, reason: &str) {
         let mut reason = reason;
         while reason.len() > 123 {
             let mut end = 123;
@@ -96,7 +98,7 @@ impl Outbox {
     }
 
     /// Queues raw bytes (written by tungstenite: handshake responses, pongs, close replies).
-    pub(crate) fn push_owned(&mut self, bytes: Vec<u8>) {
+    pub fn push_owned(&mut self, bytes: Vec<u8>) {
         if !bytes.is_empty() {
             self.buffered += bytes.len();
             self.chunks.push_back(Chunk::Owned(bytes));
@@ -105,7 +107,7 @@ impl Outbox {
 
     /// Writes as much as the socket takes. `Ok(true)` when everything is written, `Ok(false)`
     /// when the socket would block.
-    pub(crate) fn write_to(&mut self, socket: &mut impl Write) -> io::Result<bool> {
+    pub fn write_to(&mut self, socket: &mut impl Write) -> io::Result<bool> {
         while !self.chunks.is_empty() {
             let mut slices: Vec<IoSlice<'_>> =
                 Vec::with_capacity(self.chunks.len().min(MAX_IOVECS));
