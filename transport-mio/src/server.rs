@@ -25,6 +25,14 @@ const LISTENER: usize = 0;
 const WAKER: usize = 1;
 /// Offset of the first connection's token from the first token.
 const FIRST_CONNECTION: usize = 2;
+/// Low bits of a connection id that hold its slot, which bounds the connections open at once
+/// to 2^24 (far beyond any process's file descriptors).
+const SLOT_BITS: u32 = 24;
+
+/// The slot a connection id names.
+fn slot_of(id: ConnectionId) -> usize {
+    (id.get() & ((1 << SLOT_BITS) - 1)) as usize
+}
 
 /// The Krmx server on mio: one thread, non-blocking sockets, tungstenite framing.
 ///
@@ -424,7 +432,7 @@ impl Server {
                 match output {
                     Output::Send { to, text } => {
                         let limit = self.config.max_buffered_bytes_value();
-                        if let Some(socket) = self.open_socket(to) {
+                        if let Some((slot, socket)) = self.open_socket(to) {
                             socket.outbox.push_text_frame(&text);
                             // Over the limit too: a burst within one turn is not a slow
                             // consumer while the kernel still takes the bytes.
@@ -436,13 +444,13 @@ impl Server {
                             if socket.outbox.buffered() > limit {
                                 slow.push(to);
                             }
-                            self.mark_dirty_id(to);
+                            self.mark_dirty(slot);
                         }
                     }
                     Output::Ping { to } => {
-                        if let Some(socket) = self.open_socket(to) {
+                        if let Some((slot, socket)) = self.open_socket(to) {
                             socket.outbox.push_ping();
-                            self.mark_dirty_id(to);
+                            self.mark_dirty(slot);
                         }
                     }
                     Output::Close { to, code, reason } => {
@@ -470,17 +478,16 @@ impl Server {
         }
     }
 
-    fn open_socket(&mut self, id: ConnectionId) -> Option<&mut Socket> {
-        let slot = *self.by_id.get(&id)?;
+    /// The slot and socket of the open connection `id`: the slot is part of the id, so the hot
+    /// path of a broadcast does no lookup.
+    fn open_socket(&mut self, id: ConnectionId) -> Option<(usize, &mut Socket)> {
+        let slot = slot_of(id);
         match self.slots.get_mut(slot)?.as_mut()?.phase {
-            Phase::Open { ref mut ws, .. } => Some(ws.get_mut()),
+            Phase::Open {
+                ref mut ws,
+                id: open,
+            } if open == id => Some((slot, ws.get_mut())),
             _ => None,
-        }
-    }
-
-    fn mark_dirty_id(&mut self, id: ConnectionId) {
-        if let Some(&slot) = self.by_id.get(&id) {
-            self.mark_dirty(slot);
         }
     }
 
@@ -558,10 +565,11 @@ impl Server {
         let _ = stream.set_nodelay(true);
         let slot = match self.free_slots.pop() {
             Some(slot) => slot,
-            None => {
+            None if self.slots.len() < 1 << SLOT_BITS => {
                 self.slots.push(None);
                 self.slots.len() - 1
             }
+            None => return Err(io::Error::other("too many connections")),
         };
         let token = Token(self.first_token + FIRST_CONNECTION + slot);
         if let Err(error) =
@@ -646,10 +654,10 @@ impl Server {
         self.read_messages(slot);
     }
 
-    /// The connection id: the slot's serial, unique for the server's life.
+    /// The connection id: the slot's serial (unique for the server's life) above the slot.
     fn next_serial_id(&self, slot: usize) -> u64 {
         match self.slots.get(slot) {
-            Some(Some(conn)) => conn.serial,
+            Some(Some(conn)) => (conn.serial << SLOT_BITS) | slot as u64,
             _ => u64::MAX,
         }
     }

@@ -1,6 +1,10 @@
-//! [`Outbox`]: a per-connection outbound queue of whole WebSocket frames as shared chunks,
-//! written with vectored writes, with an exact count of the bytes buffered. Used by the mio
-//! transport and the bare benchmark peer.
+//! [`Outbox`]: a per-connection outbound queue of whole WebSocket frames, written with vectored
+//! writes, with an exact count of the bytes buffered. Used by the mio transport and the bare
+//! benchmark peer.
+//!
+//! Small frames (the usual Krmx message) are copied into byte runs, so a burst of them leaves
+//! in a few large slices; a large payload is shared with every other recipient of the same
+//! broadcast instead of being copied once per recipient.
 
 use krmx_core::Text;
 use std::collections::VecDeque;
@@ -10,19 +14,19 @@ use std::sync::Arc;
 /// One piece of outbound bytes.
 #[derive(Debug)]
 enum Chunk {
-    /// A frame header, kept inline (no allocation per message).
+    /// Whole frames copied in (small messages, control frames, tungstenite's writes).
+    Run(Vec<u8>),
+    /// The header of the frame whose payload follows as [`Chunk::Shared`].
     Header { bytes: [u8; MAX_HEADER], len: u8 },
-    /// Bytes owned by this queue (control frames, handshake responses, tungstenite's writes).
-    Owned(Vec<u8>),
-    /// A payload shared with every other recipient of the same broadcast.
+    /// A large payload shared with every other recipient of the same broadcast.
     Shared(Arc<str>),
 }
 
 impl Chunk {
     fn bytes(&self) -> &[u8] {
         match self {
+            Self::Run(bytes) => bytes,
             Self::Header { bytes, len } => bytes.get(..usize::from(*len)).unwrap_or_default(),
-            Self::Owned(bytes) => bytes,
             Self::Shared(text) => text.as_bytes(),
         }
     }
@@ -34,8 +38,20 @@ const MAX_HEADER: usize = 10;
 /// How many chunks one vectored write hands to the kernel at most.
 const MAX_IOVECS: usize = 64;
 
+/// Payloads up to this size are copied into a run; larger ones are shared.
+const MAX_COPIED_PAYLOAD: usize = 1024;
+
+/// A run takes frames until it holds this many bytes; the next one starts a new run.
+const RUN_BYTES: usize = 16 << 10;
+
+/// First capacity of a new run: most turns queue a few small frames.
+const FIRST_RUN_BYTES: usize = 512;
+
+/// Queued bytes worth writing before the end of the turn (see [`Outbox::is_batch_full`]).
+const BATCH_BYTES: usize = 64 << 10;
+
 /// Chunk slots an empty outbox keeps allocated; above it the queue's memory is released.
-const RETAINED_CHUNKS: usize = 16;
+const RETAINED_CHUNKS: usize = 8;
 
 /// Outbound bytes of one connection, in order.
 #[derive(Debug, Default)]
@@ -61,23 +77,29 @@ impl Outbox {
     /// Whether enough is queued to fill one vectored write: worth writing now rather than at
     /// the end of the turn, so a burst lands in the kernel's buffer instead of growing ours.
     pub fn is_batch_full(&self) -> bool {
-        self.chunks.len() >= MAX_IOVECS
+        self.chunks.len() >= MAX_IOVECS || self.buffered >= BATCH_BYTES
     }
 
     /// Queues an unmasked text frame carrying `text` (server frames are never masked).
     pub fn push_text_frame(&mut self, text: &Text) {
-        let (bytes, len) = frame_header(0x1, text.len());
-        self.buffered += usize::from(len);
-        self.chunks.push_back(Chunk::Header { bytes, len });
-        if !text.is_empty() {
-            self.buffered += text.len();
+        let (header, len) = frame_header(0x1, text.len());
+        let header = header.get(..usize::from(len)).unwrap_or_default();
+        if text.len() <= MAX_COPIED_PAYLOAD {
+            self.append(&[header, text.as_bytes()]);
+        } else {
+            self.buffered += header.len() + text.len();
+            let mut bytes = [0; MAX_HEADER];
+            if let Some(dst) = bytes.get_mut(..header.len()) {
+                dst.copy_from_slice(header);
+            }
+            self.chunks.push_back(Chunk::Header { bytes, len });
             self.chunks.push_back(Chunk::Shared(text.shared()));
         }
     }
 
     /// Queues an empty ping frame.
     pub fn push_ping(&mut self) {
-        self.push_owned(vec![0x89, 0x00]);
+        self.append(&[&[0x89, 0x00]]);
     }
 
     /// Queues a close frame with a code and a reason (truncated to fit a control frame).
@@ -91,17 +113,41 @@ impl Outbox {
             reason = reason.get(..end).unwrap_or_default();
         }
         let (header, len) = frame_header(0x8, 2 + reason.len());
-        let mut frame = header.get(..usize::from(len)).unwrap_or_default().to_vec();
-        frame.extend_from_slice(&code.to_be_bytes());
-        frame.extend_from_slice(reason.as_bytes());
-        self.push_owned(frame);
+        let header = header.get(..usize::from(len)).unwrap_or_default();
+        self.append(&[header, &code.to_be_bytes(), reason.as_bytes()]);
     }
 
     /// Queues raw bytes (written by tungstenite: handshake responses, pongs, close replies).
     pub fn push_owned(&mut self, bytes: Vec<u8>) {
-        if !bytes.is_empty() {
+        if bytes.len() <= MAX_COPIED_PAYLOAD {
+            self.append(&[&bytes]);
+        } else {
             self.buffered += bytes.len();
-            self.chunks.push_back(Chunk::Owned(bytes));
+            self.chunks.push_back(Chunk::Run(bytes));
+        }
+    }
+
+    /// Copies `parts` (one frame, or raw bytes) to the end of the last run, or to a new run
+    /// when the last chunk is not a run or is full.
+    fn append(&mut self, parts: &[&[u8]]) {
+        let len: usize = parts.iter().map(|part| part.len()).sum();
+        if len == 0 {
+            return;
+        }
+        self.buffered += len;
+        let run = match self.chunks.back_mut() {
+            Some(Chunk::Run(run)) if run.len() + len <= RUN_BYTES => run,
+            _ => {
+                self.chunks
+                    .push_back(Chunk::Run(Vec::with_capacity(len.max(FIRST_RUN_BYTES))));
+                match self.chunks.back_mut() {
+                    Some(Chunk::Run(run)) => run,
+                    _ => return,
+                }
+            }
+        };
+        for part in parts {
+            run.extend_from_slice(part);
         }
     }
 
@@ -109,18 +155,18 @@ impl Outbox {
     /// when the socket would block.
     pub fn write_to(&mut self, socket: &mut impl Write) -> io::Result<bool> {
         while !self.chunks.is_empty() {
-            let mut slices: Vec<IoSlice<'_>> =
-                Vec::with_capacity(self.chunks.len().min(MAX_IOVECS));
-            for (i, chunk) in self.chunks.iter().take(MAX_IOVECS).enumerate() {
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let mut count = 0;
+            for (slot, chunk) in slices.iter_mut().zip(self.chunks.iter()) {
                 let bytes = chunk.bytes();
-                let bytes = if i == 0 {
+                *slot = IoSlice::new(if count == 0 {
                     bytes.get(self.front_written..).unwrap_or_default()
                 } else {
                     bytes
-                };
-                slices.push(IoSlice::new(bytes));
+                });
+                count += 1;
             }
-            let written = match socket.write_vectored(&slices) {
+            let written = match socket.write_vectored(slices.get(..count).unwrap_or_default()) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
@@ -130,7 +176,7 @@ impl Outbox {
             self.consume(written);
         }
         if self.chunks.capacity() > RETAINED_CHUNKS {
-            // A burst (a link storm, a broadcast flood) must not pin memory on an idle connection.
+            // A burst of large payloads must not pin memory on an idle connection.
             self.chunks = VecDeque::new();
         }
         Ok(true)
@@ -251,5 +297,56 @@ mod tests {
         let mut outbox = Outbox::default();
         outbox.push_close(1000, &"é".repeat(100));
         assert!(outbox.buffered() <= 2 + 125);
+    }
+
+    /// A socket that records how many slices each vectored write was given.
+    #[derive(Default)]
+    struct Counting {
+        written: Vec<u8>,
+        slices: Vec<usize>,
+    }
+
+    impl Write for Counting {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.write_vectored(&[IoSlice::new(buf)])
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            self.slices.push(bufs.len());
+            let mut n = 0;
+            for buf in bufs {
+                self.written.extend_from_slice(buf);
+                n += buf.len();
+            }
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn small_frames_leave_in_one_slice_and_large_payloads_are_shared() {
+        let mut outbox = Outbox::default();
+        for _ in 0..100 {
+            outbox.push_text_frame(&Text::from("abc"));
+        }
+        let mut socket = Counting::default();
+        assert!(outbox.write_to(&mut socket).unwrap());
+        assert_eq!(socket.slices, vec![1]);
+        assert_eq!(socket.written, [0x81, 3, b'a', b'b', b'c'].repeat(100));
+
+        let large = Text::from("x".repeat(MAX_COPIED_PAYLOAD + 1));
+        outbox.push_text_frame(&Text::from("a"));
+        outbox.push_text_frame(&large);
+        outbox.push_text_frame(&Text::from("b"));
+        // The payload is the broadcast's own allocation, not a copy.
+        assert!(
+            matches!(outbox.chunks.get(2), Some(Chunk::Shared(shared)) if Arc::ptr_eq(shared, &large.shared()))
+        );
+        let mut socket = Counting::default();
+        assert!(outbox.write_to(&mut socket).unwrap());
+        assert_eq!(socket.slices, vec![4]);
+        assert_eq!(socket.written.len(), 3 + 4 + MAX_COPIED_PAYLOAD + 1 + 3);
+        assert_eq!(outbox.buffered(), 0);
     }
 }
