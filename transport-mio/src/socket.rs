@@ -83,7 +83,7 @@ impl Write for Socket {
             };
         }
         if let Some(rest) = buf.get(written..) {
-            self.outbox.push_owned(rest.to_vec());
+            self.outbox.push_bytes(rest);
         }
         Ok(buf.len())
     }

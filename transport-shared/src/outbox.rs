@@ -118,12 +118,12 @@ impl Outbox {
     }
 
     /// Queues raw bytes (written by tungstenite: handshake responses, pongs, close replies).
-    pub fn push_owned(&mut self, bytes: Vec<u8>) {
+    pub fn push_bytes(&mut self, bytes: &[u8]) {
         if bytes.len() <= MAX_COPIED_PAYLOAD {
-            self.append(&[&bytes]);
+            self.append(&[bytes]);
         } else {
             self.buffered += bytes.len();
-            self.chunks.push_back(Chunk::Run(bytes));
+            self.chunks.push_back(Chunk::Run(bytes.to_vec()));
         }
     }
 

@@ -1,10 +1,10 @@
 //! [`Server`]: the driver. It owns the core and every connection's tasks, and runs one loop:
 //! carry out the core's outputs, take what the tasks and handles reported, re-arm the timer.
 
-use crate::connection::{self, Outbound, Outgoing, Report, Settings};
+use crate::connection::{self, Report, Settings};
 use crate::event::{Event, Events};
 use crate::handle::{Command, Handle};
-use bytes::Bytes;
+use crate::outbound::Outbound;
 use krmx_core::{
     AuthDecision, AuthId, ConnectionId, Error, Input, Krmx, KrmxConfig, Message, Output, Status,
     Text, UserInfo, Violation,
@@ -19,12 +19,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tungstenite::protocol::CloseFrame;
-use tungstenite::{Message as WsMessage, Utf8Bytes};
 
-/// tungstenite's write buffer per connection: frames queued in one burst are written together
-/// once this much is pending (the connection's queue keeps the rest, bounded in bytes).
-const WRITE_BATCH_BYTES: usize = 1 << 10;
 /// How many connection reports one turn takes before it lets the application look.
 const REPORT_BUDGET: usize = 256;
 /// How many ready connection tasks run before the driver waits again.
@@ -98,8 +93,6 @@ pub struct Server {
     command_sender: Sender<Command>,
     /// The channel behind [`Events`], created by [`events`](Self::events).
     event_stream: Option<(Sender<Event>, Receiver<Event>)>,
-    /// The text of the broadcast being carried out, converted once for all recipients.
-    last_text: Option<(Text, Utf8Bytes)>,
     slow: Vec<ConnectionId>,
     /// Frames queued since the connection tasks last ran.
     queued_frames: usize,
@@ -108,15 +101,18 @@ pub struct Server {
 /// One connection the driver knows.
 struct Conn {
     phase: Phase,
-    /// Handshake, then reading; dropping it cancels the task and closes the socket.
+    /// What the connection sends, from its upgrade response on.
+    outbound: Outbound,
+    /// Handshake, then reading; dropping it cancels the task.
     _reader: Task<()>,
-    writer: Option<Task<()>>,
+    /// Writes the outbound queue; dropping it cancels the task and closes the socket.
+    _writer: Task<()>,
 }
 
 enum Phase {
     Handshaking,
     /// Known to the core.
-    Open(Outbound),
+    Open,
     /// A close frame was sent or received; the core has forgotten the connection.
     Closing,
 }
@@ -161,9 +157,9 @@ impl Server {
     }
 
     fn build(config: KrmxConfig, transport: TransportConfig) -> Self {
-        let ws_config = krmx_transport_shared::websocket_config(&config, &transport)
-            .write_buffer_size(WRITE_BATCH_BYTES)
-            .max_write_buffer_size(max_write_buffer(config.max_buffered_bytes_value()));
+        // tungstenite's writes go straight to the connection's queue, which bounds them.
+        let ws_config =
+            krmx_transport_shared::websocket_config(&config, &transport).write_buffer_size(0);
         let (report_sender, reports) = smol::channel::bounded(REPORT_QUEUE);
         let (command_sender, commands) = smol::channel::unbounded();
         Self {
@@ -188,7 +184,6 @@ impl Server {
             commands,
             command_sender,
             event_stream: None,
-            last_text: None,
             slow: Vec::new(),
             queued_frames: 0,
         }
@@ -440,10 +435,19 @@ impl Server {
         }
         let conn = ConnectionId::new(self.next_conn);
         self.next_conn += 1;
+        let (outbound, writer) = Outbound::new(stream.clone());
+        let reports = self.report_sender.clone();
+        let writer = self.executor.spawn(async move {
+            if let Err(error) = writer.await {
+                tracing::debug!(%conn, %error, "write failed");
+                let _ = reports.send(Report::Broken(conn)).await;
+            }
+        });
         let reader = self.executor.spawn(connection::read(
             conn,
             stream,
             already_read,
+            outbound.clone(),
             self.settings.clone(),
             self.report_sender.clone(),
         ));
@@ -451,8 +455,9 @@ impl Server {
             conn,
             Conn {
                 phase: Phase::Handshaking,
+                outbound,
                 _reader: reader,
-                writer: None,
+                _writer: writer,
             },
         );
     }
@@ -608,19 +613,11 @@ impl Server {
     fn report(&mut self, report: Report) {
         let now = Instant::now();
         match report {
-            Report::Opened {
-                conn,
-                target,
-                sender,
-                stream,
-            } => {
+            Report::Opened { conn, target } => {
                 let Some(entry) = self.conns.get_mut(&conn) else {
                     return;
                 };
-                let (outbound, writer) =
-                    connection::writer(conn, sender, stream, self.report_sender.clone());
-                entry.writer = Some(self.executor.spawn(writer));
-                entry.phase = Phase::Open(outbound);
+                entry.phase = Phase::Open;
                 let _ = self.feed(now, Input::ConnectionOpened { conn, target });
             }
             Report::Accepted(stream) => self.adopt(stream, Vec::new()),
@@ -651,7 +648,7 @@ impl Server {
         matches!(
             self.conns.get(&conn),
             Some(Conn {
-                phase: Phase::Open(_),
+                phase: Phase::Open,
                 ..
             })
         )
@@ -687,23 +684,13 @@ impl Server {
                     }
                     Output::Ping { to } => {
                         if let Some(outbound) = self.outbound(to) {
-                            outbound.push(Outgoing {
-                                message: WsMessage::Ping(Bytes::new()),
-                                counted: 2,
-                            });
+                            outbound.push_ping();
                             self.queued_frames += 1;
                         }
                     }
                     Output::Close { to, code, reason } => {
                         if let Some(outbound) = self.outbound(to) {
-                            let frame = CloseFrame {
-                                code: code.0.into(),
-                                reason: Utf8Bytes::from_static(close_reason(reason)),
-                            };
-                            outbound.push(Outgoing {
-                                message: WsMessage::Close(Some(frame)),
-                                counted: 0,
-                            });
+                            outbound.push_close(code.0, reason);
                             self.enter_closing(now, to);
                         }
                     }
@@ -724,7 +711,6 @@ impl Server {
                 }
             }
         }
-        self.last_text = None;
         if self.krmx.status() == Status::Closed && self.acceptor.is_some() {
             self.stop_accepting();
         }
@@ -742,7 +728,8 @@ impl Server {
     fn outbound(&self, conn: ConnectionId) -> Option<&Outbound> {
         match self.conns.get(&conn) {
             Some(Conn {
-                phase: Phase::Open(outbound),
+                phase: Phase::Open,
+                outbound,
                 ..
             }) => Some(outbound),
             _ => None,
@@ -752,62 +739,25 @@ impl Server {
     /// Queues a text frame, unless it would pass the connection's bound.
     fn send_text(&mut self, to: ConnectionId, text: &Text) {
         let limit = self.settings.config.max_buffered_bytes_value();
-        let counted = connection::header_len(text.len()) + text.len();
-        let Some(buffered) = self.outbound(to).map(Outbound::buffered) else {
+        let Some(outbound) = self.outbound(to) else {
             return;
         };
-        if buffered.saturating_add(counted) > limit {
+        if !outbound.push_text_within(text, limit) {
             // A burst within one turn is not a slow consumer while the kernel still takes the
-            // bytes: let the writers run, then look again.
+            // bytes: let the writers run, then try again.
             self.run_tasks_up_to(EAGER_TASK_BUDGET);
-            let buffered = self.outbound(to).map_or(0, Outbound::buffered);
-            if buffered.saturating_add(counted) > limit {
+            let pushed = self
+                .outbound(to)
+                .is_some_and(|outbound| outbound.push_text_within(text, limit));
+            if !pushed {
                 if !self.slow.contains(&to) {
                     self.slow.push(to);
                 }
                 return;
             }
         }
-        let message = WsMessage::Text(self.shared_text(text));
-        if let Some(outbound) = self.outbound(to) {
-            outbound.push(Outgoing { message, counted });
-            self.queued_frames += 1;
-        }
+        self.queued_frames += 1;
     }
-
-    /// The frame payload for `text`, sharing its bytes; a broadcast converts once.
-    fn shared_text(&mut self, text: &Text) -> Utf8Bytes {
-        if let Some((last, bytes)) = &self.last_text {
-            if last.as_ptr() == text.as_ptr() && last.len() == text.len() {
-                return bytes.clone();
-            }
-        }
-        let bytes = Utf8Bytes::try_from(Bytes::from_owner(text.clone()))
-            .unwrap_or_else(|_| Utf8Bytes::from(text.as_str()));
-        self.last_text = Some((text.clone(), bytes.clone()));
-        bytes
-    }
-}
-
-/// The bound on tungstenite's write buffer for a connection whose bound on queued bytes is
-/// `max_buffered_bytes`: room for one batch and the largest frame the driver queues (its
-/// header included). tungstenite writes the pongs it owes there while reading, so a peer that
-/// floods pings and does not read would otherwise grow it without bound; at the bound
-/// tungstenite keeps only the latest pong (RFC 6455 5.5.3 allows it), and a frame of ours
-/// that finds it full makes the connection a slow consumer.
-fn max_write_buffer(max_buffered_bytes: usize) -> usize {
-    max_buffered_bytes
-        .saturating_add(WRITE_BATCH_BYTES)
-        .saturating_add(16)
-}
-
-/// A close reason cut to fit a control frame (125 bytes with the code).
-fn close_reason(reason: &'static str) -> &'static str {
-    let mut end = reason.len().min(123);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    reason.get(..end).unwrap_or_default()
 }
 
 /// Accepts connections and hands them to the driver.
@@ -842,21 +792,6 @@ impl std::fmt::Debug for Server {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn write_buffer_bound_exceeds_the_batch_and_the_queue_bound() {
-        // tungstenite panics unless the bound exceeds the batch size.
-        assert!(max_write_buffer(0) > WRITE_BATCH_BYTES);
-        assert!(max_write_buffer(4 << 20) > (4 << 20) + WRITE_BATCH_BYTES);
-        assert_eq!(max_write_buffer(usize::MAX), usize::MAX);
-    }
-
-    #[test]
-    fn close_reasons_fit_a_control_frame() {
-        assert_eq!(close_reason("slow consumer"), "slow consumer");
-        let long: &'static str = Box::leak("é".repeat(100).into_boxed_str());
-        assert!(close_reason(long).len() <= 123);
-    }
 
     #[test]
     fn the_server_and_its_futures_are_send() {

@@ -1,27 +1,32 @@
-//! [`Socket`]: the TCP stream async-tungstenite reads from and writes to, replaying first the
-//! bytes an application read before handing the connection over.
+//! [`Socket`]: the stream async-tungstenite reads from and writes to. Reads replay first the
+//! bytes an application read before handing the connection over, then come from the TCP
+//! socket; writes (the upgrade response, pongs, close replies) land in the connection's
+//! [`Outbound`] queue, in order with the driver's frames, and never wait.
 
+use crate::outbound::Outbound;
 use smol::io::{AsyncRead, AsyncWrite};
 use smol::net::TcpStream;
-use std::io::{self, IoSlice};
+use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-/// A TCP stream with a prefix of already-read bytes.
+/// A TCP stream with a prefix of already-read bytes, whose writes are queued.
 #[derive(Debug)]
 pub(crate) struct Socket {
     stream: TcpStream,
     /// Bytes read by an application before the hand-over, replayed before the socket's own.
     prefix: Vec<u8>,
     prefix_read: usize,
+    outbound: Outbound,
 }
 
 impl Socket {
-    pub(crate) fn new(stream: TcpStream, prefix: Vec<u8>) -> Self {
+    pub(crate) fn new(stream: TcpStream, prefix: Vec<u8>, outbound: Outbound) -> Self {
         Self {
             stream,
             prefix,
             prefix_read: 0,
+            outbound,
         }
     }
 }
@@ -54,26 +59,21 @@ impl AsyncRead for Socket {
 impl AsyncWrite for Socket {
     fn poll_write(
         self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
+        _cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+        self.outbound.push_bytes(buf);
+        Poll::Ready(Ok(buf.len()))
     }
 
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_close(cx)
+    /// The writer shuts the socket down once the outbox is written.
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.outbound.finish();
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -95,7 +95,8 @@ mod tests {
             });
             let (stream, _) = listener.accept().await.unwrap();
             client.await;
-            let mut socket = Socket::new(stream, b"hello".to_vec());
+            let (outbound, _writer) = Outbound::new(stream.clone());
+            let mut socket = Socket::new(stream, b"hello".to_vec(), outbound);
             let mut all = Vec::new();
             socket.read_to_end(&mut all).await.unwrap();
             assert_eq!(all, b"hello world");

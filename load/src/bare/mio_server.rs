@@ -31,7 +31,7 @@ impl Read for Socket {
 
 impl Write for Socket {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.outbox.push_owned(buf.to_vec());
+        self.outbox.push_bytes(buf);
         Ok(buf.len())
     }
 

@@ -193,9 +193,8 @@ pub fn ping_flood_from_a_reading_client_is_answered_and_bounded(transport: Trans
 
 /// A linked client sends 200 000 pings with 125-byte payloads (26 MB of pongs owed) and never
 /// reads: what the server keeps for it stays bounded by about `max_buffered_bytes` (256 KiB
-/// here), the pongs do not pile up in memory, it is closed as a slow consumer (at once on mio;
-/// on smol when the next message for it finds tungstenite's buffer full of pongs, here a
-/// relayed chat) and unlinked, and the pair chats on.
+/// here), the pongs do not pile up in memory, it is closed as a slow consumer as soon as the
+/// pongs it owes pass that bound, and unlinked, and the pair chats on.
 pub fn ping_flood_from_a_client_that_never_reads_stays_bounded(transport: Transport) {
     let _serial = serial();
     const PINGS: usize = 200_000;
