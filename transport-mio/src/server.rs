@@ -704,6 +704,15 @@ impl Server {
                 Step::Nothing => {}
                 Step::WouldBlock => return,
                 Step::PeerClosed => {
+                    // tungstenite queued its close reply, to be written on its next call: write
+                    // it into the outbox now, as reading stops here.
+                    if let Some(Some(Conn {
+                        phase: Phase::Open { ws, .. },
+                        ..
+                    })) = self.slots.get_mut(slot)
+                    {
+                        let _ = ws.flush();
+                    }
                     // Tell the core first (the user is unlinked), then let the close reply out.
                     self.by_id.remove(&id);
                     let _ = self.feed(Instant::now(), Input::ConnectionClosed { conn: id });

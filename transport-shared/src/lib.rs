@@ -9,6 +9,7 @@
 mod client;
 mod config;
 mod handshake;
+mod ids;
 mod outbox;
 mod reading;
 
@@ -20,6 +21,7 @@ pub use config::{
     DEFAULT_CLOSE_LINGER, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READ_BUFFER_BYTES, TransportConfig,
 };
 pub use handshake::{RequestCheck, TargetSlot, not_found};
+pub use ids::{IdHasher, IdMap};
 pub use outbox::Outbox;
 pub use reading::{Step, step};
 

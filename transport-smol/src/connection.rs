@@ -1,16 +1,20 @@
 //! The reader task of one connection: the HTTP upgrade, then every message read, reported to
-//! the driver. (What the connection sends goes through its [`Outbound`] queue and writer.)
+//! the driver. (The driver alone writes to the socket: what tungstenite writes while reading is
+//! reported too.)
 
-use crate::outbound::Outbound;
-use crate::stream::Socket;
-use krmx_core::{ConnectionId, Input, KrmxConfig, Violation};
+use crate::stream::{Socket, Written};
+use futures_sink::Sink;
+use krmx_core::{ConnectionId, Input, KrmxConfig};
 use krmx_transport_shared::{RequestCheck, Step};
 use smol::Timer;
 use smol::channel::Sender;
 use smol::io::AsyncReadExt;
 use smol::net::TcpStream;
-use smol::stream::StreamExt;
+use smol::stream::Stream;
+use std::future::poll_fn;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 use tungstenite::protocol::WebSocketConfig;
 
@@ -20,12 +24,17 @@ pub(crate) enum Report {
     Accepted(TcpStream),
     /// The upgrade succeeded: the driver tells the core.
     Opened { conn: ConnectionId, target: String },
+    /// Bytes tungstenite wrote (the upgrade response, pongs, close replies), to be sent.
+    Wrote { conn: ConnectionId, bytes: Vec<u8> },
+    /// The close handshake is complete: once everything is written, the socket is shut down
+    /// for writing.
+    Finished(ConnectionId),
+    /// The socket takes bytes again after a write would have blocked.
+    Writable(ConnectionId),
     /// A fact for the core (a message, a pong, a framing violation).
     Read { conn: ConnectionId, input: Input },
     /// The peer sent a close frame; the reply is on its way.
     PeerClosed(ConnectionId),
-    /// Writing failed: the socket is broken.
-    Broken(ConnectionId),
     /// The reader finished: the handshake failed or timed out, or the connection ended.
     Ended(ConnectionId),
 }
@@ -44,18 +53,17 @@ pub(crate) async fn read(
     conn: ConnectionId,
     stream: TcpStream,
     already_read: Vec<u8>,
-    outbound: Outbound,
     settings: Settings,
     reports: Sender<Report>,
 ) {
     let _ = stream.set_nodelay(true);
-    let max_buffered = settings.config.max_buffered_bytes_value();
+    let written = Written::default();
     let check = RequestCheck::new(settings.config);
     let target = check.target_slot();
     // Boxed: the upgrade's state is freed once it is done, not kept in the reader for the
     // connection's life.
     let handshake = Box::pin(async_tungstenite::accept_hdr_async_with_config(
-        Socket::new(stream.clone(), already_read, outbound.clone()),
+        Socket::new(stream.clone(), already_read, written.clone()),
         check,
         Some(settings.ws_config),
     ));
@@ -63,7 +71,12 @@ pub(crate) async fn read(
         Timer::after(settings.handshake_timeout).await;
         None
     };
-    let ws = match smol::future::or(async { Some(handshake.await) }, timeout).await {
+    let outcome = smol::future::or(async { Some(handshake.await) }, timeout).await;
+    // The upgrade response, or the refusal (a 404, a 400), goes out either way.
+    if !hand_on(conn, &written, &reports).await {
+        return;
+    }
+    let ws = match outcome {
         Some(Ok(ws)) => ws,
         Some(Err(error)) => {
             tracing::debug!(%conn, %error, "handshake failed");
@@ -83,14 +96,16 @@ pub(crate) async fn read(
     if reports.send(opened).await.is_err() {
         return;
     }
-    match read_messages(conn, ws, &outbound, max_buffered, &reports).await {
+    match read_messages(conn, ws, &written, &reports).await {
         End::DriverGone => return,
         End::Gone => {}
         End::Closed => {
-            // The close handshake is complete (the reply to a peer's close is queued): close
-            // our side once it is written, as RFC 6455 asks of a server, and wait for the
-            // peer's.
-            outbound.finish();
+            // The close handshake is complete (the reply to a peer's close is on its way):
+            // close our side once it is written, as RFC 6455 asks of a server, and wait for
+            // the peer's.
+            if reports.send(Report::Finished(conn)).await.is_err() {
+                return;
+            }
             discard(stream).await;
         }
         End::Violation => {
@@ -119,31 +134,43 @@ enum End {
 async fn read_messages(
     conn: ConnectionId,
     mut ws: async_tungstenite::WebSocketStream<Socket>,
-    outbound: &Outbound,
-    max_buffered: usize,
+    written: &Written,
     reports: &Sender<Report>,
 ) -> End {
-    // After a close frame (ours or the peer's) reading goes on: it queues tungstenite's close
+    // After a close frame (ours or the peer's) reading goes on: it sends tungstenite's close
     // reply and ends when the peer's close arrives.
-    while let Some(read) = ws.next().await {
-        if outbound.buffered() > max_buffered {
-            // tungstenite answers every ping with a pong, queued while reading: a peer that
-            // floods pings and does not read would grow the queue without bound. Past the
-            // bound it is a slow consumer like any other, and its bytes are read no more.
-            tracing::debug!(%conn, "slow consumer (pongs)");
-            let input = Input::Violation {
-                conn,
-                violation: Violation::SlowConsumer,
-            };
-            if reports.send(Report::Read { conn, input }).await.is_err() {
-                return End::DriverGone;
-            }
-            return End::Violation;
+    loop {
+        // tungstenite writes the pong it owes (or a close reply) at the start of its next
+        // read, which may then find nothing to read: what it wrote is handed on at once, not
+        // when the next message comes.
+        let next = poll_fn(|cx| match Pin::new(&mut ws).poll_next(cx) {
+            Poll::Ready(item) => Poll::Ready(Some(item)),
+            Poll::Pending if written.is_empty() => Poll::Pending,
+            Poll::Pending => Poll::Ready(None),
+        })
+        .await;
+        // (The driver bounds these bytes: a peer that floods pings and does not read is a
+        // slow consumer.)
+        if !hand_on(conn, written, reports).await {
+            return End::DriverGone;
         }
+        let read = match next {
+            None => continue,
+            Some(None) => break,
+            Some(Some(read)) => read,
+        };
         let failed = read.is_err();
         let report = match krmx_transport_shared::step(read, conn) {
             Step::Input(input) => Report::Read { conn, input },
-            Step::PeerClosed => Report::PeerClosed(conn),
+            Step::PeerClosed => {
+                // tungstenite queued its close reply, to be written on its next call: have it
+                // written now, so it goes out before the driver finishes the connection.
+                let _ = poll_fn(|cx| Pin::new(&mut ws).poll_flush(cx)).await;
+                if !hand_on(conn, written, reports).await {
+                    return End::DriverGone;
+                }
+                Report::PeerClosed(conn)
+            }
             Step::Nothing | Step::WouldBlock => continue,
             Step::Gone => return End::Gone,
         };
@@ -154,7 +181,16 @@ async fn read_messages(
             return End::Violation;
         }
     }
+    if !hand_on(conn, written, reports).await {
+        return End::DriverGone;
+    }
     End::Closed
+}
+
+/// Reports what tungstenite wrote, if anything; `false` once the driver is gone.
+async fn hand_on(conn: ConnectionId, written: &Written, reports: &Sender<Report>) -> bool {
+    let bytes = written.take();
+    bytes.is_empty() || reports.send(Report::Wrote { conn, bytes }).await.is_ok()
 }
 
 /// Reads and drops whatever the peer still sends, until it closes or the socket fails.

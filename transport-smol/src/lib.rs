@@ -75,7 +75,6 @@ mod client;
 mod connection;
 mod event;
 mod handle;
-mod outbound;
 mod server;
 mod stream;
 

@@ -4,17 +4,16 @@
 use crate::connection::{self, Report, Settings};
 use crate::event::{Event, Events};
 use crate::handle::{Command, Handle};
-use crate::outbound::Outbound;
 use krmx_core::{
     AuthDecision, AuthId, ConnectionId, Error, Input, Krmx, KrmxConfig, Message, Output, Status,
     Text, UserInfo, Violation,
 };
-use krmx_transport_shared::TransportConfig;
+use krmx_transport_shared::{IdMap, Outbox, TransportConfig};
 use smol::channel::{Receiver, Sender};
 use smol::future::or;
 use smol::net::{AsyncToSocketAddrs, TcpListener, TcpStream};
-use smol::{Executor, Task, Timer};
-use std::collections::{HashMap, VecDeque};
+use smol::{Async, Executor, Task, Timer};
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,8 +28,6 @@ const TASK_BUDGET: usize = 256;
 /// as it is produced instead of piling up in the queues, while ordinary traffic is still
 /// written in batches once per turn.
 const EAGER_WRITE_FRAMES_PER_CONNECTION: usize = 32;
-/// How many ready tasks such an eager round runs at most.
-const EAGER_TASK_BUDGET: usize = 8192;
 /// Reports queued from connection tasks before the tasks wait (backpressure on reading).
 const REPORT_QUEUE: usize = 1024;
 /// Pause after an accept error (out of file descriptors and the like) before trying again.
@@ -77,7 +74,7 @@ pub struct Server {
     local_addr: Option<SocketAddr>,
     /// Accepts connections from the listener; dropped (with the listener) once closed.
     acceptor: Option<Task<()>>,
-    conns: HashMap<ConnectionId, Conn>,
+    conns: IdMap<Conn>,
     next_conn: u64,
     /// Closing connections dropped at these times unless they end first (fixed length, so
     /// the queue stays sorted).
@@ -94,19 +91,29 @@ pub struct Server {
     /// The channel behind [`Events`], created by [`events`](Self::events).
     event_stream: Option<(Sender<Event>, Receiver<Event>)>,
     slow: Vec<ConnectionId>,
-    /// Frames queued since the connection tasks last ran.
+    /// Connections with bytes queued since they were last written.
+    dirty: Vec<ConnectionId>,
+    /// Frames queued since the dirty connections were last written.
     queued_frames: usize,
 }
 
 /// One connection the driver knows.
 struct Conn {
     phase: Phase,
+    /// The socket, which only the driver writes to (dropping the last handle closes it).
+    socket: Arc<Async<std::net::TcpStream>>,
     /// What the connection sends, from its upgrade response on.
-    outbound: Outbound,
+    outbox: Outbox,
+    /// Nothing more is queued: once the outbox is written, the socket is shut down for writing.
+    finish: bool,
+    /// The socket was shut down for writing.
+    shut: bool,
+    /// In the list of connections to write.
+    dirty: bool,
     /// Handshake, then reading; dropping it cancels the task.
     _reader: Task<()>,
-    /// Writes the outbound queue; dropping it cancels the task and closes the socket.
-    _writer: Task<()>,
+    /// Waits until the socket takes bytes again, after a write would have blocked.
+    waiter: Option<Task<()>>,
 }
 
 enum Phase {
@@ -173,7 +180,7 @@ impl Server {
             executor: Arc::new(Executor::new()),
             local_addr: None,
             acceptor: None,
-            conns: HashMap::new(),
+            conns: IdMap::default(),
             next_conn: 1,
             lingers: VecDeque::new(),
             timer: Timer::never(),
@@ -185,6 +192,7 @@ impl Server {
             command_sender,
             event_stream: None,
             slow: Vec::new(),
+            dirty: Vec::new(),
             queued_frames: 0,
         }
     }
@@ -307,8 +315,11 @@ impl Server {
     /// Cancel-safe: dropping it before it completes loses nothing, so it can be raced against
     /// the application's own futures.
     pub async fn turn(&mut self) {
+        // What the application queued since the last turn goes out first.
+        self.write_dirty();
         self.run_tasks();
         if self.take_ready() == 0 {
+            self.write_dirty();
             self.arm_timer();
             let wake = self.wait().await;
             self.wake(wake);
@@ -435,19 +446,11 @@ impl Server {
         }
         let conn = ConnectionId::new(self.next_conn);
         self.next_conn += 1;
-        let (outbound, writer) = Outbound::new(stream.clone());
-        let reports = self.report_sender.clone();
-        let writer = self.executor.spawn(async move {
-            if let Err(error) = writer.await {
-                tracing::debug!(%conn, %error, "write failed");
-                let _ = reports.send(Report::Broken(conn)).await;
-            }
-        });
+        let socket = Arc::<Async<std::net::TcpStream>>::from(stream.clone());
         let reader = self.executor.spawn(connection::read(
             conn,
             stream,
             already_read,
-            outbound.clone(),
             self.settings.clone(),
             self.report_sender.clone(),
         ));
@@ -455,34 +458,105 @@ impl Server {
             conn,
             Conn {
                 phase: Phase::Handshaking,
-                outbound,
+                socket,
+                outbox: Outbox::default(),
+                finish: false,
+                shut: false,
+                dirty: false,
                 _reader: reader,
-                _writer: writer,
+                waiter: None,
             },
         );
     }
 
     // ----- the loop -----
 
-    /// Lets ready connection tasks run (writers flush, readers read).
+    /// Lets ready connection tasks run (readers read, writability waiters report).
     fn run_tasks(&mut self) {
-        self.run_tasks_up_to(TASK_BUDGET);
-    }
-
-    fn run_tasks_up_to(&mut self, budget: usize) {
-        self.queued_frames = 0;
-        for _ in 0..budget {
+        for _ in 0..TASK_BUDGET {
             if !self.executor.try_tick() {
                 break;
             }
         }
     }
 
-    /// Lets the writers run if a burst is waiting for them (also in the middle of carrying out
+    /// Writes the dirty connections if a burst is waiting (also in the middle of carrying out
     /// one input's outputs: a close of a full server queues a quadratic number of frames).
     fn write_eagerly(&mut self) {
         if self.queued_frames >= EAGER_WRITE_FRAMES_PER_CONNECTION * self.conns.len().max(32) {
-            self.run_tasks_up_to(EAGER_TASK_BUDGET);
+            self.write_dirty();
+        }
+    }
+
+    /// Writes every connection with bytes queued.
+    fn write_dirty(&mut self) {
+        self.queued_frames = 0;
+        let mut batch = std::mem::take(&mut self.dirty);
+        while !batch.is_empty() {
+            for &conn in &batch {
+                if let Some(entry) = self.conns.get_mut(&conn) {
+                    entry.dirty = false;
+                }
+                self.write(conn);
+            }
+            batch.clear();
+            // A broken socket unlinks its user, which queues messages for others: write those
+            // too.
+            std::mem::swap(&mut batch, &mut self.dirty);
+        }
+        // Keep the allocation for the next round.
+        self.dirty = batch;
+    }
+
+    /// Queues `conn` for the next [`write_dirty`](Self::write_dirty).
+    fn mark_dirty(&mut self, conn: ConnectionId) {
+        if let Some(entry) = self.conns.get_mut(&conn) {
+            if !entry.dirty {
+                entry.dirty = true;
+                self.dirty.push(conn);
+            }
+        }
+    }
+
+    /// Writes what the socket takes of a connection's outbox; shuts a finished connection down
+    /// for writing once all is out; waits for the socket when it is full; drops the
+    /// connection when the socket is broken.
+    fn write(&mut self, conn: ConnectionId) {
+        let Some(entry) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if entry.shut || entry.waiter.is_some() {
+            return;
+        }
+        match entry.outbox.write_to(&mut entry.socket.get_ref()) {
+            Ok(true) => {
+                if entry.finish {
+                    entry.shut = true;
+                    let _ = entry.socket.get_ref().shutdown(std::net::Shutdown::Write);
+                }
+            }
+            Ok(false) => {
+                let socket = Arc::clone(&entry.socket);
+                let reports = self.report_sender.clone();
+                entry.waiter = Some(self.executor.spawn(async move {
+                    // An error shows on the next write.
+                    let _ = socket.writable().await;
+                    let _ = reports.send(Report::Writable(conn)).await;
+                }));
+            }
+            Err(error) => {
+                tracing::debug!(%conn, %error, "write failed");
+                self.drop_conn(conn);
+            }
+        }
+    }
+
+    /// Forgets a connection (closing its socket); the core learns if it knew it.
+    fn drop_conn(&mut self, conn: ConnectionId) {
+        let was_open = self.is_open(conn);
+        self.conns.remove(&conn);
+        if was_open {
+            let _ = self.feed(Instant::now(), Input::ConnectionClosed { conn });
         }
     }
 
@@ -613,6 +687,42 @@ impl Server {
     fn report(&mut self, report: Report) {
         let now = Instant::now();
         match report {
+            Report::Wrote { conn, bytes } => {
+                let limit = self.settings.config.max_buffered_bytes_value();
+                let Some(entry) = self.conns.get_mut(&conn) else {
+                    return;
+                };
+                if entry.finish {
+                    return;
+                }
+                entry.outbox.push_bytes(&bytes);
+                // Written at once: a refused upgrade is dropped right after its response.
+                self.write(conn);
+                let over = self
+                    .conns
+                    .get(&conn)
+                    .is_some_and(|entry| entry.outbox.buffered() > limit);
+                if over && self.is_open(conn) {
+                    // tungstenite answers every ping with a pong: a peer that floods pings and
+                    // does not read would grow the outbox without bound. Past the bound it is
+                    // a slow consumer like any other.
+                    tracing::debug!(%conn, "slow consumer (pongs)");
+                    let violation = Violation::SlowConsumer;
+                    let _ = self.feed(now, Input::Violation { conn, violation });
+                }
+            }
+            Report::Finished(conn) => {
+                if let Some(entry) = self.conns.get_mut(&conn) {
+                    entry.finish = true;
+                    self.write(conn);
+                }
+            }
+            Report::Writable(conn) => {
+                if let Some(entry) = self.conns.get_mut(&conn) {
+                    entry.waiter = None;
+                    self.write(conn);
+                }
+            }
             Report::Opened { conn, target } => {
                 let Some(entry) = self.conns.get_mut(&conn) else {
                     return;
@@ -634,13 +744,7 @@ impl Server {
                     let _ = self.feed(now, Input::ConnectionClosed { conn });
                 }
             }
-            Report::Broken(conn) | Report::Ended(conn) => {
-                let was_open = self.is_open(conn);
-                self.conns.remove(&conn);
-                if was_open {
-                    let _ = self.feed(now, Input::ConnectionClosed { conn });
-                }
-            }
+            Report::Ended(conn) => self.drop_conn(conn),
         }
     }
 
@@ -659,6 +763,7 @@ impl Server {
     fn enter_closing(&mut self, now: Instant, conn: ConnectionId) {
         if let Some(entry) = self.conns.get_mut(&conn) {
             entry.phase = Phase::Closing;
+            entry.finish = true;
             self.lingers.push_back((now + self.close_linger, conn));
         }
     }
@@ -683,15 +788,17 @@ impl Server {
                         self.write_eagerly();
                     }
                     Output::Ping { to } => {
-                        if let Some(outbound) = self.outbound(to) {
-                            outbound.push_ping();
+                        if let Some(outbox) = self.open_outbox(to) {
+                            outbox.push_ping();
                             self.queued_frames += 1;
+                            self.mark_dirty(to);
                         }
                     }
                     Output::Close { to, code, reason } => {
-                        if let Some(outbound) = self.outbound(to) {
-                            outbound.push_close(code.0, reason);
+                        if let Some(outbox) = self.open_outbox(to) {
+                            outbox.push_close(code.0, reason);
                             self.enter_closing(now, to);
+                            self.mark_dirty(to);
                         }
                     }
                     Output::Event(event) => self.events.push_back(event),
@@ -725,13 +832,14 @@ impl Server {
             .retain(|_, conn| !matches!(conn.phase, Phase::Handshaking));
     }
 
-    fn outbound(&self, conn: ConnectionId) -> Option<&Outbound> {
-        match self.conns.get(&conn) {
+    /// The outbox of a connection the core knows.
+    fn open_outbox(&mut self, conn: ConnectionId) -> Option<&mut Outbox> {
+        match self.conns.get_mut(&conn) {
             Some(Conn {
                 phase: Phase::Open,
-                outbound,
+                outbox,
                 ..
-            }) => Some(outbound),
+            }) => Some(outbox),
             _ => None,
         }
     }
@@ -739,24 +847,38 @@ impl Server {
     /// Queues a text frame, unless it would pass the connection's bound.
     fn send_text(&mut self, to: ConnectionId, text: &Text) {
         let limit = self.settings.config.max_buffered_bytes_value();
-        let Some(outbound) = self.outbound(to) else {
-            return;
-        };
-        if !outbound.push_text_within(text, limit) {
-            // A burst within one turn is not a slow consumer while the kernel still takes the
-            // bytes: let the writers run, then try again.
-            self.run_tasks_up_to(EAGER_TASK_BUDGET);
-            let pushed = self
-                .outbound(to)
-                .is_some_and(|outbound| outbound.push_text_within(text, limit));
-            if !pushed {
-                if !self.slow.contains(&to) {
-                    self.slow.push(to);
+        let frame = Outbox::text_frame_len(text.len());
+        // One lookup on the usual path.
+        match self.conns.get_mut(&to) {
+            Some(entry) if matches!(entry.phase, Phase::Open) => {
+                if entry.outbox.buffered().saturating_add(frame) <= limit {
+                    entry.outbox.push_text_frame(text);
+                    let batch_full = entry.outbox.is_batch_full();
+                    if !entry.dirty {
+                        entry.dirty = true;
+                        self.dirty.push(to);
+                    }
+                    self.queued_frames += 1;
+                    if batch_full {
+                        // Into the kernel's buffer now rather than growing ours.
+                        self.write(to);
+                    }
+                    return;
                 }
-                return;
             }
+            _ => return,
         }
-        self.queued_frames += 1;
+        // A burst within one turn is not a slow consumer while the kernel still takes the
+        // bytes: write, then look again.
+        self.write(to);
+        let room = self
+            .open_outbox(to)
+            .is_some_and(|outbox| outbox.buffered().saturating_add(frame) <= limit);
+        if room {
+            self.send_text(to, text);
+        } else if !self.slow.contains(&to) {
+            self.slow.push(to);
+        }
     }
 }
 

@@ -1,32 +1,59 @@
 //! [`Socket`]: the stream async-tungstenite reads from and writes to. Reads replay first the
 //! bytes an application read before handing the connection over, then come from the TCP
-//! socket; writes (the upgrade response, pongs, close replies) land in the connection's
-//! [`Outbound`] queue, in order with the driver's frames, and never wait.
+//! socket; writes (the upgrade response, pongs, close replies) are kept for the reader to hand
+//! to the driver, which alone writes to the socket, and never wait.
 
-use crate::outbound::Outbound;
 use smol::io::{AsyncRead, AsyncWrite};
 use smol::net::TcpStream;
 use std::io;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
-/// A TCP stream with a prefix of already-read bytes, whose writes are queued.
+/// Bytes tungstenite wrote and the reader has not yet handed on (shared, so the bytes of a
+/// refused upgrade are not lost with the failed handshake).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Written(Arc<Mutex<Vec<u8>>>);
+
+impl Written {
+    /// Takes what was written since the last call.
+    pub(crate) fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Whether nothing waits to be taken.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+    }
+
+    fn push(&self, bytes: &[u8]) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(bytes);
+    }
+}
+
+/// A TCP stream with a prefix of already-read bytes, whose writes are kept.
 #[derive(Debug)]
 pub(crate) struct Socket {
     stream: TcpStream,
     /// Bytes read by an application before the hand-over, replayed before the socket's own.
     prefix: Vec<u8>,
     prefix_read: usize,
-    outbound: Outbound,
+    written: Written,
 }
 
 impl Socket {
-    pub(crate) fn new(stream: TcpStream, prefix: Vec<u8>, outbound: Outbound) -> Self {
+    pub(crate) fn new(stream: TcpStream, prefix: Vec<u8>, written: Written) -> Self {
         Self {
             stream,
             prefix,
             prefix_read: 0,
-            outbound,
+            written,
         }
     }
 }
@@ -62,7 +89,7 @@ impl AsyncWrite for Socket {
         _cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.outbound.push_bytes(buf);
+        self.written.push(buf);
         Poll::Ready(Ok(buf.len()))
     }
 
@@ -70,9 +97,8 @@ impl AsyncWrite for Socket {
         Poll::Ready(Ok(()))
     }
 
-    /// The writer shuts the socket down once the outbox is written.
+    /// The driver shuts the socket down once everything is written.
     fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.outbound.finish();
         Poll::Ready(Ok(()))
     }
 }
@@ -95,8 +121,7 @@ mod tests {
             });
             let (stream, _) = listener.accept().await.unwrap();
             client.await;
-            let (outbound, _writer) = Outbound::new(stream.clone());
-            let mut socket = Socket::new(stream, b"hello".to_vec(), outbound);
+            let mut socket = Socket::new(stream, b"hello".to_vec(), Written::default());
             let mut all = Vec::new();
             socket.read_to_end(&mut all).await.unwrap();
             assert_eq!(all, b"hello world");

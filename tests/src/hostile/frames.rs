@@ -226,3 +226,18 @@ pub fn protocol_violations_in_frames_drop_only_their_connection(transport: Trans
     });
     pair.exchange(4);
 }
+
+/// A client that starts the close handshake gets the close frame back (its code echoed, as
+/// RFC 6455 asks) and then the end of the connection; its user is unlinked.
+pub fn a_close_from_the_client_is_answered_then_the_connection_ends(transport: Transport) {
+    let _serial = serial();
+    let (mut server, mut pair) = start_with_pair(transport, relay(quiet()));
+    let mut conn = linked_raw(&mut server, "leaving");
+    conn.send(&frames::close(4000));
+    // The messages of its own link come first.
+    let (_, texts) = conn.expect_close_raw(4000, TIMEOUT);
+    assert_eq!(texts.len(), 7, "{texts:?}");
+    conn.expect_end(TIMEOUT);
+    expect_unlinked(&mut server, "leaving");
+    pair.exchange(2);
+}

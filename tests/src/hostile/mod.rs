@@ -44,6 +44,7 @@ macro_rules! hostile_tests {
             frames::oversized_messages_close_with_1009_and_the_server_keeps_serving,
             frames::invalid_utf8_closes_with_1007_and_the_server_keeps_serving,
             frames::protocol_violations_in_frames_drop_only_their_connection,
+            frames::a_close_from_the_client_is_answered_then_the_connection_ends,
             resets::reset_mid_handshake_and_right_after_the_upgrade,
             resets::reset_mid_link_leaves_the_user_unlinked_or_absent,
             resets::reset_during_a_pending_authentication_forgets_it,
