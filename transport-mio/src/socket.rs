@@ -3,18 +3,19 @@
 //! pongs, close replies) keep their place among ours and the server decides when to hit the
 //! socket.
 
-use krmx_transport_shared::Outbox;
+use krmx_transport_shared::{Outbox, ReadAhead};
 use mio::net::TcpStream;
 use std::io::{self, Read, Write};
+use std::task::Poll;
 
 /// A TCP stream whose writes are queued.
 #[derive(Debug)]
 pub(crate) struct Socket {
     pub(crate) stream: TcpStream,
     pub(crate) outbox: Outbox,
-    /// Bytes an application read before handing the connection over, replayed first.
-    prefix: Vec<u8>,
-    prefix_read: usize,
+    /// Bytes an application read before handing the connection over, replayed first, then
+    /// bytes read past what tungstenite asked for.
+    ahead: ReadAhead,
 }
 
 impl Socket {
@@ -22,8 +23,7 @@ impl Socket {
         Self {
             stream,
             outbox: Outbox::default(),
-            prefix,
-            prefix_read: 0,
+            ahead: ReadAhead::new(prefix),
         }
     }
 
@@ -50,21 +50,14 @@ impl Socket {
 
 impl Read for Socket {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(rest) = self.prefix.get(self.prefix_read..) {
-            if !rest.is_empty() {
-                let n = rest.len().min(buf.len());
-                if let (Some(dst), Some(src)) = (buf.get_mut(..n), rest.get(..n)) {
-                    dst.copy_from_slice(src);
-                }
-                self.prefix_read += n;
-                if self.prefix_read == self.prefix.len() {
-                    self.prefix = Vec::new();
-                    self.prefix_read = 0;
-                }
-                return Ok(n);
-            }
+        let stream = &mut self.stream;
+        match self
+            .ahead
+            .read_with(buf, |scratch| Poll::Ready(stream.read(scratch)))
+        {
+            Poll::Ready(result) => result,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
         }
-        self.stream.read(buf)
     }
 }
 

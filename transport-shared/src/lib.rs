@@ -11,6 +11,7 @@ mod config;
 mod handshake;
 mod ids;
 mod outbox;
+mod read_ahead;
 mod reading;
 
 pub use client::{
@@ -23,6 +24,7 @@ pub use config::{
 pub use handshake::{RequestCheck, TargetSlot, not_found};
 pub use ids::{IdHasher, IdMap};
 pub use outbox::Outbox;
+pub use read_ahead::{ReadAhead, SCRATCH_BYTES};
 pub use reading::{Step, step};
 
 use krmx_core::KrmxConfig;

@@ -23,11 +23,6 @@ use std::time::{Duration, Instant};
 const REPORT_BUDGET: usize = 256;
 /// How many ready connection tasks run before the driver waits again.
 const TASK_BUDGET: usize = 256;
-/// Frames queued per connection (on average, since the writers last ran) after which the
-/// writers run at once: a burst (a link storm, a broadcast flood, a close) goes to the sockets
-/// as it is produced instead of piling up in the queues, while ordinary traffic is still
-/// written in batches once per turn.
-const EAGER_WRITE_FRAMES_PER_CONNECTION: usize = 32;
 /// Reports queued from connection tasks before the tasks wait (backpressure on reading).
 const REPORT_QUEUE: usize = 1024;
 /// Pause after an accept error (out of file descriptors and the like) before trying again.
@@ -93,8 +88,6 @@ pub struct Server {
     slow: Vec<ConnectionId>,
     /// Connections with bytes queued since they were last written.
     dirty: Vec<ConnectionId>,
-    /// Frames queued since the dirty connections were last written.
-    queued_frames: usize,
 }
 
 /// One connection the driver knows.
@@ -193,7 +186,6 @@ impl Server {
             event_stream: None,
             slow: Vec::new(),
             dirty: Vec::new(),
-            queued_frames: 0,
         }
     }
 
@@ -480,17 +472,8 @@ impl Server {
         }
     }
 
-    /// Writes the dirty connections if a burst is waiting (also in the middle of carrying out
-    /// one input's outputs: a close of a full server queues a quadratic number of frames).
-    fn write_eagerly(&mut self) {
-        if self.queued_frames >= EAGER_WRITE_FRAMES_PER_CONNECTION * self.conns.len().max(32) {
-            self.write_dirty();
-        }
-    }
-
     /// Writes every connection with bytes queued.
     fn write_dirty(&mut self) {
-        self.queued_frames = 0;
         let mut batch = std::mem::take(&mut self.dirty);
         while !batch.is_empty() {
             for &conn in &batch {
@@ -785,12 +768,10 @@ impl Server {
                 match output {
                     Output::Send { to, text } => {
                         self.send_text(to, &text);
-                        self.write_eagerly();
                     }
                     Output::Ping { to } => {
                         if let Some(outbox) = self.open_outbox(to) {
                             outbox.push_ping();
-                            self.queued_frames += 1;
                             self.mark_dirty(to);
                         }
                     }
@@ -844,40 +825,33 @@ impl Server {
         }
     }
 
-    /// Queues a text frame, unless it would pass the connection's bound.
+    /// Queues a text frame; a connection whose queue passes its bound even after a write is
+    /// reported to the core as a slow consumer (as on mio, nothing queued is dropped: the
+    /// core closes the connection right after what it already sent).
     fn send_text(&mut self, to: ConnectionId, text: &Text) {
         let limit = self.settings.config.max_buffered_bytes_value();
-        let frame = Outbox::text_frame_len(text.len());
-        // One lookup on the usual path.
-        match self.conns.get_mut(&to) {
-            Some(entry) if matches!(entry.phase, Phase::Open) => {
-                if entry.outbox.buffered().saturating_add(frame) <= limit {
-                    entry.outbox.push_text_frame(text);
-                    let batch_full = entry.outbox.is_batch_full();
-                    if !entry.dirty {
-                        entry.dirty = true;
-                        self.dirty.push(to);
-                    }
-                    self.queued_frames += 1;
-                    if batch_full {
-                        // Into the kernel's buffer now rather than growing ours.
-                        self.write(to);
-                    }
-                    return;
-                }
-            }
-            _ => return,
+        let Some(entry) = self.conns.get_mut(&to) else {
+            return;
+        };
+        if !matches!(entry.phase, Phase::Open) {
+            return;
         }
-        // A burst within one turn is not a slow consumer while the kernel still takes the
-        // bytes: write, then look again.
-        self.write(to);
-        let room = self
-            .open_outbox(to)
-            .is_some_and(|outbox| outbox.buffered().saturating_add(frame) <= limit);
-        if room {
-            self.send_text(to, text);
-        } else if !self.slow.contains(&to) {
-            self.slow.push(to);
+        entry.outbox.push_text_frame(text);
+        if !entry.dirty {
+            entry.dirty = true;
+            self.dirty.push(to);
+        }
+        if entry.outbox.is_batch_full() || entry.outbox.buffered() > limit {
+            // Into the kernel's buffer now rather than growing ours (a burst within one turn
+            // is not a slow consumer while the kernel still takes the bytes).
+            self.write(to);
+            let over = self
+                .conns
+                .get(&to)
+                .is_some_and(|entry| entry.outbox.buffered() > limit);
+            if over && !self.slow.contains(&to) {
+                self.slow.push(to);
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 //! socket; writes (the upgrade response, pongs, close replies) are kept for the reader to hand
 //! to the driver, which alone writes to the socket, and never wait.
 
+use krmx_transport_shared::ReadAhead;
 use smol::io::{AsyncRead, AsyncWrite};
 use smol::net::TcpStream;
 use std::io;
@@ -41,9 +42,9 @@ impl Written {
 #[derive(Debug)]
 pub(crate) struct Socket {
     stream: TcpStream,
-    /// Bytes read by an application before the hand-over, replayed before the socket's own.
-    prefix: Vec<u8>,
-    prefix_read: usize,
+    /// Bytes read by an application before the hand-over, replayed before the socket's own,
+    /// then bytes read past what tungstenite asked for.
+    ahead: ReadAhead,
     written: Written,
 }
 
@@ -51,8 +52,7 @@ impl Socket {
     pub(crate) fn new(stream: TcpStream, prefix: Vec<u8>, written: Written) -> Self {
         Self {
             stream,
-            prefix,
-            prefix_read: 0,
+            ahead: ReadAhead::new(prefix),
             written,
         }
     }
@@ -65,21 +65,9 @@ impl AsyncRead for Socket {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if let Some(rest) = this.prefix.get(this.prefix_read..) {
-            if !rest.is_empty() {
-                let n = rest.len().min(buf.len());
-                if let (Some(dst), Some(src)) = (buf.get_mut(..n), rest.get(..n)) {
-                    dst.copy_from_slice(src);
-                }
-                this.prefix_read += n;
-                if this.prefix_read == this.prefix.len() {
-                    this.prefix = Vec::new();
-                    this.prefix_read = 0;
-                }
-                return Poll::Ready(Ok(n));
-            }
-        }
-        Pin::new(&mut this.stream).poll_read(cx, buf)
+        let stream = &mut this.stream;
+        this.ahead
+            .read_with(buf, |scratch| Pin::new(stream).poll_read(cx, scratch))
     }
 }
 

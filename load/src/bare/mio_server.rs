@@ -5,7 +5,7 @@
 
 use crate::Mode;
 use krmx_core::Text;
-use krmx_transport_shared::Outbox;
+use krmx_transport_shared::{DEFAULT_READ_BUFFER_BYTES, Outbox, ReadAhead};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use std::io::{self, Read, Write};
@@ -17,15 +17,24 @@ use tungstenite::{HandshakeError, Message, WebSocket};
 
 const LISTENER: Token = Token(0);
 
-/// A TCP stream whose writes are queued in its outbox.
+/// A TCP stream whose writes are queued in its outbox, read through the thread's scratch
+/// buffer (as the Krmx transports read).
 struct Socket {
     stream: TcpStream,
     outbox: Outbox,
+    ahead: ReadAhead,
 }
 
 impl Read for Socket {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.stream.read(buf)
+        let stream = &mut self.stream;
+        match self
+            .ahead
+            .read_with(buf, |scratch| std::task::Poll::Ready(stream.read(scratch)))
+        {
+            std::task::Poll::Ready(result) => result,
+            std::task::Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
     }
 }
 
@@ -86,7 +95,7 @@ pub(crate) fn serve(addr: SocketAddr, mode: Mode, max_buffered: usize) -> io::Re
         mode,
         max_buffered,
         config: WebSocketConfig::default()
-            .read_buffer_size(4 << 10)
+            .read_buffer_size(DEFAULT_READ_BUFFER_BYTES)
             .write_buffer_size(0)
             .max_write_buffer_size(usize::MAX)
             .max_message_size(Some(1 << 20))
@@ -136,6 +145,7 @@ impl Server {
             let mut socket = Socket {
                 stream,
                 outbox: Outbox::default(),
+                ahead: ReadAhead::default(),
             };
             if self
                 .poll
