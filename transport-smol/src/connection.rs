@@ -7,7 +7,7 @@ use futures_sink::Sink;
 use krmx_core::{ConnectionId, Input, KrmxConfig};
 use krmx_transport_shared::{RequestCheck, Step};
 use smol::Timer;
-use smol::channel::Sender;
+use smol::channel::{Sender, TrySendError};
 use smol::io::AsyncReadExt;
 use smol::net::TcpStream;
 use smol::stream::Stream;
@@ -48,7 +48,8 @@ pub(crate) struct Settings {
 }
 
 /// The reader: runs the upgrade (bounded by the handshake timeout), reports the open
-/// connection, then maps every read to a report until the connection ends.
+/// connection, then maps every read to a report until the connection ends. Each phase is a
+/// future of its own on the heap, so an idle connection keeps only the state of reading.
 pub(crate) async fn read(
     conn: ConnectionId,
     stream: TcpStream,
@@ -58,45 +59,61 @@ pub(crate) async fn read(
 ) {
     let _ = stream.set_nodelay(true);
     let written = Written::default();
+    let socket = Socket::new(stream.clone(), already_read, written.clone());
+    let upgraded = Box::pin(upgrade(conn, socket, &written, settings, &reports)).await;
+    let Some(ws) = upgraded else {
+        return;
+    };
+    let end = Box::pin(read_messages(conn, ws, &written, &reports)).await;
+    Box::pin(end_reading(conn, end, stream, &reports)).await;
+}
+
+/// The HTTP upgrade: the WebSocket once it is open and reported, `None` when the connection
+/// ended (reported too) or the driver is gone.
+async fn upgrade(
+    conn: ConnectionId,
+    socket: Socket,
+    written: &Written,
+    settings: Settings,
+    reports: &Sender<Report>,
+) -> Option<async_tungstenite::WebSocketStream<Socket>> {
     let check = RequestCheck::new(settings.config);
     let target = check.target_slot();
-    // Boxed: the upgrade's state is freed once it is done, not kept in the reader for the
-    // connection's life.
-    let handshake = Box::pin(async_tungstenite::accept_hdr_async_with_config(
-        Socket::new(stream.clone(), already_read, written.clone()),
-        check,
-        Some(settings.ws_config),
-    ));
+    let handshake =
+        async_tungstenite::accept_hdr_async_with_config(socket, check, Some(settings.ws_config));
     let timeout = async {
         Timer::after(settings.handshake_timeout).await;
         None
     };
     let outcome = smol::future::or(async { Some(handshake.await) }, timeout).await;
     // The upgrade response, or the refusal (a 404, a 400), goes out either way.
-    if !hand_on(conn, &written, &reports).await {
-        return;
+    if !hand_on(conn, written, reports).await {
+        return None;
     }
     let ws = match outcome {
         Some(Ok(ws)) => ws,
         Some(Err(error)) => {
             tracing::debug!(%conn, %error, "handshake failed");
             let _ = reports.send(Report::Ended(conn)).await;
-            return;
+            return None;
         }
         None => {
             tracing::debug!(%conn, "handshake timed out");
             let _ = reports.send(Report::Ended(conn)).await;
-            return;
+            return None;
         }
     };
     let opened = Report::Opened {
         conn,
         target: target.take(),
     };
-    if reports.send(opened).await.is_err() {
-        return;
-    }
-    match read_messages(conn, ws, &written, &reports).await {
+    reports.send(opened).await.ok()?;
+    Some(ws)
+}
+
+/// What follows the end of reading, until the connection is gone.
+async fn end_reading(conn: ConnectionId, end: End, stream: TcpStream, reports: &Sender<Report>) {
+    match end {
         End::DriverGone => return,
         End::Gone => {}
         End::Closed => {
@@ -174,7 +191,7 @@ async fn read_messages(
             Step::Nothing | Step::WouldBlock => continue,
             Step::Gone => return End::Gone,
         };
-        if reports.send(report).await.is_err() {
+        if !deliver(reports, report).await {
             return End::DriverGone;
         }
         if failed {
@@ -189,8 +206,28 @@ async fn read_messages(
 
 /// Reports what tungstenite wrote, if anything; `false` once the driver is gone.
 async fn hand_on(conn: ConnectionId, written: &Written, reports: &Sender<Report>) -> bool {
+    if written.is_empty() {
+        return true;
+    }
     let bytes = written.take();
-    bytes.is_empty() || reports.send(Report::Wrote { conn, bytes }).await.is_ok()
+    deliver(reports, Report::Wrote { conn, bytes }).await
+}
+
+/// Sends a report, `false` once the driver is gone. At once when the channel has room;
+/// otherwise the wait is a future on the heap, so the reader (alive as long as its
+/// connection) does not carry room for it.
+fn deliver(reports: &Sender<Report>, report: Report) -> impl Future<Output = bool> + '_ {
+    let waiting = match reports.try_send(report) {
+        Ok(()) => Ok(true),
+        Err(TrySendError::Closed(_)) => Ok(false),
+        Err(TrySendError::Full(report)) => Err(Box::pin(reports.send(report))),
+    };
+    async move {
+        match waiting {
+            Ok(sent) => sent,
+            Err(send) => send.await.is_ok(),
+        }
+    }
 }
 
 /// Reads and drops whatever the peer still sends, until it closes or the socket fails.

@@ -3,9 +3,10 @@
 
 use super::Krmx;
 use super::connection::LinkState;
+use super::queued::Queued;
 use crate::config::UNLINKED_TIMEOUT_REASON;
 use crate::timers::Timer;
-use crate::{CloseCode, ConnectionId, Output};
+use crate::{CloseCode, ConnectionId};
 use std::time::Instant;
 
 impl Krmx {
@@ -106,7 +107,7 @@ impl Krmx {
                 self.close_connection(now, conn, CloseCode::GOING_AWAY, "ping timeout");
             } else {
                 connection.awaiting_pong = true;
-                self.outputs.push_back(Output::Ping { to: conn });
+                self.outputs.push_back(Queued::Ping { to: conn });
             }
         }
     }

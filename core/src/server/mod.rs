@@ -6,6 +6,7 @@ mod frames;
 mod link;
 mod liveness;
 mod presence;
+mod queued;
 
 use crate::config::TOO_MANY_UNLINKED_REASON;
 use crate::timers::{Timer, Timers};
@@ -15,6 +16,7 @@ use crate::{
 };
 use connection::{Connection, LinkState};
 use indexmap::IndexMap;
+use queued::Queued;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
@@ -104,7 +106,7 @@ pub struct Krmx {
     /// How many connections are linked (the others are unlinked or pending).
     linked_connections: usize,
     timers: Timers,
-    outputs: VecDeque<Output>,
+    outputs: VecDeque<Queued>,
 }
 
 impl Krmx {
@@ -191,7 +193,7 @@ impl Krmx {
     /// drains may interleave freely: the queue keeps every connection's order.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        self.outputs.pop_front().map(Output::from)
     }
 
     /// When the server next needs [`Input::Tick`] (auth timeout, ping round, inactivity kick,
@@ -281,11 +283,11 @@ impl Krmx {
     }
 
     fn emit(&mut self, event: Event) {
-        self.outputs.push_back(Output::Event(event));
+        self.outputs.push_back(Queued::Event(Box::new(event)));
     }
 
     fn send(&mut self, to: ConnectionId, text: Text) {
-        self.outputs.push_back(Output::Send { to, text });
+        self.outputs.push_back(Queued::Send { to, text });
     }
 
     /// Sends `text` to every linked connection (in join order) but `skip`'s.
@@ -294,7 +296,7 @@ impl Krmx {
         for (username, user) in &self.users {
             if let Some(conn) = user.conn {
                 if skip != Some(username.as_str()) {
-                    outputs.push_back(Output::Send {
+                    outputs.push_back(Queued::Send {
                         to: conn,
                         text: text.clone(),
                     });
@@ -338,7 +340,7 @@ impl Krmx {
             self.leave(now, &username);
         }
         for conn in std::mem::take(&mut self.connections).into_keys() {
-            self.outputs.push_back(Output::Close {
+            self.outputs.push_back(Queued::Close {
                 to: conn,
                 code: CloseCode::GOING_AWAY,
                 reason: "server closing",
@@ -380,7 +382,7 @@ impl Krmx {
             None
         };
         match refusal {
-            Some((code, reason)) => self.outputs.push_back(Output::Close {
+            Some((code, reason)) => self.outputs.push_back(Queued::Close {
                 to: conn,
                 code,
                 reason,
@@ -415,7 +417,7 @@ impl Krmx {
     ) {
         if self.connections.contains_key(&conn) {
             self.forget_connection(now, conn, Gone::Closing);
-            self.outputs.push_back(Output::Close {
+            self.outputs.push_back(Queued::Close {
                 to: conn,
                 code,
                 reason,

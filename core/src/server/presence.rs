@@ -2,6 +2,7 @@
 //! protocol's order and emits its event last.
 
 use super::connection::LinkState;
+use super::queued::Queued;
 use super::{Krmx, User};
 use crate::timers::Timer;
 use crate::{ConnectionId, Event, Username, wire};
@@ -48,12 +49,12 @@ impl Krmx {
         self.disarm_unlinked_timeout(conn);
         let outputs = &mut self.outputs;
         for user in self.users.values() {
-            outputs.push_back(crate::Output::Send {
+            outputs.push_back(Queued::Send {
                 to: conn,
                 text: user.joined_text.clone(),
             });
             if user.conn.is_some() {
-                outputs.push_back(crate::Output::Send {
+                outputs.push_back(Queued::Send {
                     to: conn,
                     text: user.linked_text.clone(),
                 });
