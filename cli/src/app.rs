@@ -3,6 +3,7 @@
 
 use crate::command::Command;
 use crate::json;
+use crate::trim::Trimmer;
 use krmx_core::{AuthDecision, AuthId, Error, Event, Input, Status, UserInfo};
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -52,16 +53,29 @@ pub(crate) enum Flow {
 pub(crate) struct App<W: Write> {
     behaviour: Behaviour,
     out: W,
+    trimmer: Option<Trimmer>,
 }
 
 impl<W: Write> App<W> {
     pub(crate) fn new(behaviour: Behaviour, out: W) -> Self {
-        Self { behaviour, out }
+        Self {
+            behaviour,
+            out,
+            trimmer: None,
+        }
+    }
+
+    /// Gives freed heap back to the system after bursts (see [`Trimmer`]).
+    pub(crate) fn trim_after_bursts(&mut self) {
+        self.trimmer = Some(Trimmer::start());
     }
 
     /// Handles every event the server has queued, printing each and reacting to it; then
     /// flushes stdout.
     pub(crate) fn drain(&mut self, server: &mut dyn Server) -> io::Result<Flow> {
+        if let Some(trimmer) = &self.trimmer {
+            trimmer.touch();
+        }
         while let Some(event) = server.poll_event() {
             self.on_event(server, event)?;
         }

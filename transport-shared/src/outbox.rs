@@ -50,9 +50,6 @@ const FIRST_RUN_BYTES: usize = 512;
 /// Queued bytes worth writing before the end of the turn (see [`Outbox::is_batch_full`]).
 const BATCH_BYTES: usize = 64 << 10;
 
-/// Chunk slots an empty outbox keeps allocated; above it the queue's memory is released.
-const RETAINED_CHUNKS: usize = 8;
-
 /// Outbound bytes of one connection, in order.
 #[derive(Debug, Default)]
 pub struct Outbox {
@@ -187,10 +184,9 @@ impl Outbox {
             };
             self.consume(written);
         }
-        if self.chunks.capacity() > RETAINED_CHUNKS {
-            // A burst of large payloads must not pin memory on an idle connection.
-            self.chunks = VecDeque::new();
-        }
+        // An idle connection keeps no queue memory (the next burst allocates one small deque:
+        // frames are copied into runs, so it holds few chunks).
+        self.chunks = VecDeque::new();
         Ok(true)
     }
 
@@ -369,5 +365,10 @@ mod tests {
         assert_eq!(socket.slices, vec![4]);
         assert_eq!(socket.written.len(), 3 + 4 + MAX_COPIED_PAYLOAD + 1 + 3);
         assert_eq!(outbox.buffered(), 0);
+        assert_eq!(
+            outbox.chunks.capacity(),
+            0,
+            "an idle outbox keeps no memory"
+        );
     }
 }

@@ -2,19 +2,18 @@
 //! the driver. (The driver alone writes to the socket: what tungstenite writes while reading is
 //! reported too.)
 
+use crate::reading::Reading;
 use crate::stream::{Socket, Written};
-use futures_sink::Sink;
+use async_tungstenite::WebSocketStream;
 use krmx_core::{ConnectionId, Input, KrmxConfig};
-use krmx_transport_shared::{RequestCheck, Step};
+use krmx_transport_shared::RequestCheck;
 use smol::Timer;
 use smol::channel::{Sender, TrySendError};
 use smol::io::AsyncReadExt;
 use smol::net::TcpStream;
-use smol::stream::Stream;
-use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tungstenite::protocol::WebSocketConfig;
 
@@ -48,24 +47,84 @@ pub(crate) struct Settings {
 }
 
 /// The reader: runs the upgrade (bounded by the handshake timeout), reports the open
-/// connection, then maps every read to a report until the connection ends. Each phase is a
-/// future of its own on the heap, so an idle connection keeps only the state of reading.
-pub(crate) async fn read(
+/// connection, then maps every read to a report until the connection ends.
+pub(crate) fn read(
     conn: ConnectionId,
     stream: TcpStream,
     already_read: Vec<u8>,
     settings: Settings,
     reports: Sender<Report>,
-) {
+) -> Reader {
     let _ = stream.set_nodelay(true);
     let written = Written::default();
     let socket = Socket::new(stream.clone(), already_read, written.clone());
-    let upgraded = Box::pin(upgrade(conn, socket, &written, settings, &reports)).await;
-    let Some(ws) = upgraded else {
-        return;
-    };
-    let end = Box::pin(read_messages(conn, ws, &written, &reports)).await;
-    Box::pin(end_reading(conn, end, stream, &reports)).await;
+    let upgrade = upgrade(conn, socket, written.clone(), settings, reports.clone());
+    Reader {
+        conn,
+        stream,
+        written,
+        reports,
+        phase: Phase::Upgrading(Box::pin(upgrade)),
+    }
+}
+
+/// The reader task, phase by phase. Written out by hand (not an `async fn`) so that an idle
+/// connection keeps only what reading needs: the upgrade and the end are futures on the heap
+/// while they last, and the reading phase is a plain struct.
+pub(crate) struct Reader {
+    conn: ConnectionId,
+    stream: TcpStream,
+    written: Written,
+    reports: Sender<Report>,
+    phase: Phase,
+}
+
+type Upgrade = Pin<Box<dyn Future<Output = Option<WebSocketStream<Socket>>> + Send>>;
+
+// Reading is the phase a connection lives in: boxing it would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+enum Phase {
+    Upgrading(Upgrade),
+    Reading(Reading),
+    Ending(Pin<Box<dyn Future<Output = ()> + Send>>),
+    Done,
+}
+
+impl Future for Reader {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        loop {
+            match &mut this.phase {
+                Phase::Upgrading(upgrade) => match upgrade.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(None) => this.phase = Phase::Done,
+                    Poll::Ready(Some(ws)) => {
+                        this.phase = Phase::Reading(Reading::new(
+                            this.conn,
+                            ws,
+                            this.written.clone(),
+                            this.reports.clone(),
+                        ));
+                    }
+                },
+                Phase::Reading(reading) => match Pin::new(reading).poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(end) => {
+                        let ending =
+                            end_reading(this.conn, end, this.stream.clone(), this.reports.clone());
+                        this.phase = Phase::Ending(Box::pin(ending));
+                    }
+                },
+                Phase::Ending(ending) => match ending.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(()) => this.phase = Phase::Done,
+                },
+                Phase::Done => return Poll::Ready(()),
+            }
+        }
+    }
 }
 
 /// The HTTP upgrade: the WebSocket once it is open and reported, `None` when the connection
@@ -73,10 +132,10 @@ pub(crate) async fn read(
 async fn upgrade(
     conn: ConnectionId,
     socket: Socket,
-    written: &Written,
+    written: Written,
     settings: Settings,
-    reports: &Sender<Report>,
-) -> Option<async_tungstenite::WebSocketStream<Socket>> {
+    reports: Sender<Report>,
+) -> Option<WebSocketStream<Socket>> {
     let check = RequestCheck::new(settings.config);
     let target = check.target_slot();
     let handshake =
@@ -87,7 +146,7 @@ async fn upgrade(
     };
     let outcome = smol::future::or(async { Some(handshake.await) }, timeout).await;
     // The upgrade response, or the refusal (a 404, a 400), goes out either way.
-    if !hand_on(conn, written, reports).await {
+    if !hand_on(conn, &written, &reports).await {
         return None;
     }
     let ws = match outcome {
@@ -112,7 +171,7 @@ async fn upgrade(
 }
 
 /// What follows the end of reading, until the connection is gone.
-async fn end_reading(conn: ConnectionId, end: End, stream: TcpStream, reports: &Sender<Report>) {
+async fn end_reading(conn: ConnectionId, end: End, stream: TcpStream, reports: Sender<Report>) {
     match end {
         End::DriverGone => return,
         End::Gone => {}
@@ -136,7 +195,7 @@ async fn end_reading(conn: ConnectionId, end: End, stream: TcpStream, reports: &
 }
 
 /// How reading ended.
-enum End {
+pub(crate) enum End {
     /// The close handshake completed.
     Closed,
     /// A framing violation was reported to the core.
@@ -145,63 +204,6 @@ enum End {
     Gone,
     /// The driver is gone.
     DriverGone,
-}
-
-/// Reports every message until the WebSocket ends.
-async fn read_messages(
-    conn: ConnectionId,
-    mut ws: async_tungstenite::WebSocketStream<Socket>,
-    written: &Written,
-    reports: &Sender<Report>,
-) -> End {
-    // After a close frame (ours or the peer's) reading goes on: it sends tungstenite's close
-    // reply and ends when the peer's close arrives.
-    loop {
-        // tungstenite writes the pong it owes (or a close reply) at the start of its next
-        // read, which may then find nothing to read: what it wrote is handed on at once, not
-        // when the next message comes.
-        let next = poll_fn(|cx| match Pin::new(&mut ws).poll_next(cx) {
-            Poll::Ready(item) => Poll::Ready(Some(item)),
-            Poll::Pending if written.is_empty() => Poll::Pending,
-            Poll::Pending => Poll::Ready(None),
-        })
-        .await;
-        // (The driver bounds these bytes: a peer that floods pings and does not read is a
-        // slow consumer.)
-        if !hand_on(conn, written, reports).await {
-            return End::DriverGone;
-        }
-        let read = match next {
-            None => continue,
-            Some(None) => break,
-            Some(Some(read)) => read,
-        };
-        let failed = read.is_err();
-        let report = match krmx_transport_shared::step(read, conn) {
-            Step::Input(input) => Report::Read { conn, input },
-            Step::PeerClosed => {
-                // tungstenite queued its close reply, to be written on its next call: have it
-                // written now, so it goes out before the driver finishes the connection.
-                let _ = poll_fn(|cx| Pin::new(&mut ws).poll_flush(cx)).await;
-                if !hand_on(conn, written, reports).await {
-                    return End::DriverGone;
-                }
-                Report::PeerClosed(conn)
-            }
-            Step::Nothing | Step::WouldBlock => continue,
-            Step::Gone => return End::Gone,
-        };
-        if !deliver(reports, report).await {
-            return End::DriverGone;
-        }
-        if failed {
-            return End::Violation;
-        }
-    }
-    if !hand_on(conn, written, reports).await {
-        return End::DriverGone;
-    }
-    End::Closed
 }
 
 /// Reports what tungstenite wrote, if anything; `false` once the driver is gone.

@@ -75,6 +75,7 @@ mod client;
 mod connection;
 mod event;
 mod handle;
+mod reading;
 mod server;
 mod stream;
 

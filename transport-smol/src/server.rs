@@ -24,7 +24,7 @@ const REPORT_BUDGET: usize = 256;
 /// How many ready connection tasks run before the driver waits again.
 const TASK_BUDGET: usize = 256;
 /// Reports queued from connection tasks before the tasks wait (backpressure on reading).
-const REPORT_QUEUE: usize = 1024;
+const REPORT_QUEUE: usize = 256;
 /// Pause after an accept error (out of file descriptors and the like) before trying again.
 const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 
