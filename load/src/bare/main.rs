@@ -1,11 +1,13 @@
 //! `krmx-bare`: a bare WebSocket relay or echo server with no Krmx logic, the limit the Krmx
 //! servers are measured against. `--relay` (the default) sends every text message to every
-//! connection (the sender included), `--echo` back to its sender. Two transports, built the way the Krmx ones
-//! are: `mio` (one thread, tungstenite over non-blocking sockets, a shared-payload outbox per
-//! connection, vectored writes) and `smol` (async-tungstenite tasks on one thread, a writer task
-//! per connection). Prints `{"event":"listen","port":N}` on stdout once listening; SIGTERM ends
-//! it. Accepts (and ignores) `--quiet` and `--krmx-version` so a benchmark can start it with the
-//! flags it gives `krmx serve`.
+//! connection (the sender included), `--echo` back to its sender. Two transports, built the way
+//! the Krmx ones are: `mio` (one thread, tungstenite over non-blocking sockets) and `smol`
+//! (async-tungstenite reader tasks on one thread); both read through the thread's scratch
+//! buffer into a 512-byte tungstenite buffer, queue frames in the shared `Outbox` of each
+//! connection and write it with vectored writes once per turn. Prints
+//! `{"event":"listen","port":N}` on stdout once listening; SIGTERM ends it. Accepts (and
+//! ignores) `--quiet` and `--krmx-version` so a benchmark can start it with the flags it gives
+//! `krmx serve`.
 #![forbid(unsafe_code)]
 
 mod mio_server;
