@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Runs the four krmx-load workloads against `krmx serve` (mio), the Node.js reference and the
-# bare mio WebSocket relay, alternating the servers round by round, and keeps every table and
-# JSON line under target/bench/<time>/. Not part of .ci/run.
+# Runs the krmx-load workloads against `krmx serve` on both transports, the Node.js reference and
+# the bare mio and smol WebSocket servers, alternating the servers round by round, and keeps every
+# table and JSON line under target/bench/<time>/. Not part of .ci/run. The README's performance
+# table comes from `ROUNDS=3 bench/run.sh`.
 #
-#   bench/run.sh                 # quick sizes, 3 rounds
-#   ROUNDS=5 bench/run.sh relay  # some workloads only: link relay echo idle idle10k
+#   bench/run.sh                 # every workload, 3 rounds
+#   ROUNDS=5 bench/run.sh relay  # some workloads only: link relay echo echo4 idle idle10k
 #   NODE=0 bench/run.sh          # without the Node reference (no npm needed)
 #
 # The Node reference is installed on first use (npm ci in bench/node-reference). idle10k needs
@@ -17,7 +18,7 @@ ROUNDS="${ROUNDS:-3}"
 NODE="${NODE:-1}"
 WORKLOADS=("$@")
 if [ ${#WORKLOADS[@]} -eq 0 ]; then
-  WORKLOADS=(link relay echo idle idle10k)
+  WORKLOADS=(link relay echo echo4 idle idle10k)
 fi
 
 cargo build --release -p krmx-cli -p krmx-load
@@ -29,12 +30,14 @@ OUT="target/bench/$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$OUT"
 LOAD=target/release/krmx-load
 # The reference serves protocol 0.5, so every client sends 0.5.0 and ours serves 0.5 too.
-MIO=(--server "mio:target/release/krmx serve --krmx-version 0.5")
+KRMX=(--server "mio:target/release/krmx serve --krmx-version 0.5"
+  --server "smol:target/release/krmx serve --transport smol --krmx-version 0.5")
 NODE_REF=()
 if [ "$NODE" = 1 ]; then
   NODE_REF=(--server "node:node bench/node-reference/serve.js")
 fi
-BARE=(--bare "bare-mio:target/release/krmx-bare --transport mio")
+BARE=(--bare "bare-mio:target/release/krmx-bare --transport mio"
+  --bare "bare-smol:target/release/krmx-bare --transport smol")
 
 # run NAME WORKLOAD ARGS...: one krmx-load invocation, its output kept as NAME.txt / NAME.log.
 run() {
@@ -47,17 +50,26 @@ run() {
 
 for workload in "${WORKLOADS[@]}"; do
   case "$workload" in
-    link) run link link --clients 1000 "${MIO[@]}" "${NODE_REF[@]}" "${BARE[@]}" ;;
-    relay) run relay relay --clients 1000 --senders 10 --messages 1000 --window 16 \
-      "${MIO[@]}" "${NODE_REF[@]}" "${BARE[@]}" ;;
-    echo) run echo echo --clients 10 --round-trips 10000 "${MIO[@]}" "${NODE_REF[@]}" "${BARE[@]}" ;;
-    idle) run idle idle --clients 1000 "${MIO[@]}" "${NODE_REF[@]}" "${BARE[@]}" ;;
+    link) run link link --clients 1000 "${KRMX[@]}" "${NODE_REF[@]}" ;;
+    # 1000 linked clients, 10 senders of 100 messages each: 1 M deliveries (half a minute for
+    # the Node reference per round).
+    relay) run relay relay --clients 1000 --senders 10 --messages 100 --window 16 \
+      "${KRMX[@]}" "${NODE_REF[@]}" "${BARE[@]}" ;;
+    # One round trip outstanding per client: every message its own read and write.
+    echo) run echo echo --clients 10 --round-trips 5000 --window 1 \
+      "${KRMX[@]}" "${NODE_REF[@]}" "${BARE[@]}" ;;
+    # Four outstanding per client (a client that does not wait for each answer).
+    echo4) run echo4 echo --clients 10 --round-trips 10000 --window 4 \
+      "${KRMX[@]}" "${NODE_REF[@]}" "${BARE[@]}" ;;
+    # Memory is read 3 s after the last link: `krmx serve` trims its heap after 0.5 s quiet.
+    idle) run idle idle --clients 1000 --hold-ms 3000 "${KRMX[@]}" "${NODE_REF[@]}" "${BARE[@]}" ;;
     idle10k)
       if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 20000 ]; then
         echo "idle10k needs ulimit -n >= 20000 (it is $(ulimit -n))" >&2
         exit 2
       fi
-      PHASE_TIMEOUT=1800 run idle10k idle --clients 10000 "${MIO[@]}" "${BARE[@]}" ;;
+      PHASE_TIMEOUT=1800 run idle10k idle --clients 10000 --hold-ms 3000 --stop-grace-secs 30 \
+        "${KRMX[@]}" "${BARE[@]}" ;;
     *) echo "unknown workload $workload" >&2; exit 2 ;;
   esac
 done
