@@ -51,9 +51,9 @@ run() {
 for workload in "${WORKLOADS[@]}"; do
   case "$workload" in
     link) run link link --clients 1000 "${KRMX[@]}" "${NODE_REF[@]}" ;;
-    # 1000 linked clients, 10 senders of 100 messages each: 1 M deliveries (half a minute for
-    # the Node reference per round).
-    relay) run relay relay --clients 1000 --senders 10 --messages 100 --window 16 \
+    # 1000 linked clients, 10 senders of 300 messages each: 3 M deliveries (over a minute for
+    # the Node reference per round, a second for ours).
+    relay) run relay relay --clients 1000 --senders 10 --messages 300 --window 16 \
       "${KRMX[@]}" "${NODE_REF[@]}" "${BARE[@]}" ;;
     # One round trip outstanding per client: every message its own read and write.
     echo) run echo echo --clients 10 --round-trips 5000 --window 1 \

@@ -34,6 +34,21 @@ pub enum Output {
     Event(Event),
 }
 
+/// One output, or a whole broadcast: what [`Krmx::poll_output_batch`](crate::Krmx::poll_output_batch)
+/// returns.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutputBatch {
+    /// One output, as [`Krmx::poll_output`](crate::Krmx::poll_output) would return it.
+    One(Output),
+    /// An [`Output::Send`] of `text` to each of `to`, in this order.
+    Broadcast {
+        /// The message text, shared by every recipient.
+        text: Text,
+        /// The recipients, in the order their sends were produced.
+        to: Vec<ConnectionId>,
+    },
+}
+
 /// What happened, for the application.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]

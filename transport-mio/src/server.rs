@@ -5,7 +5,7 @@ use crate::handle::{Handle, Job};
 use crate::socket::Socket;
 use krmx_core::{
     AuthDecision, AuthId, ConnectionId, Error, Event, Input, Krmx, KrmxConfig, Message, Output,
-    Status, UserInfo, Violation,
+    OutputBatch, Status, Text, UserInfo, Violation,
 };
 use krmx_transport_shared::{RequestCheck, Step, TargetSlot, TransportConfig};
 use mio::net::{TcpListener, TcpStream};
@@ -428,36 +428,27 @@ impl Server {
     fn carry_out(&mut self, now: Instant) {
         let mut slow = Vec::new();
         loop {
-            while let Some(output) = self.krmx.poll_output() {
-                match output {
-                    Output::Send { to, text } => {
-                        let limit = self.config.max_buffered_bytes_value();
-                        if let Some((slot, socket)) = self.open_socket(to) {
-                            socket.outbox.push_text_frame(&text);
-                            // Over the limit too: a burst within one turn is not a slow
-                            // consumer while the kernel still takes the bytes.
-                            if socket.outbox.is_batch_full() || socket.outbox.buffered() > limit {
-                                // A write error shows again at the end-of-turn flush, which
-                                // drops the connection.
-                                let _ = socket.flush_outbox();
-                            }
-                            if socket.outbox.buffered() > limit {
-                                slow.push(to);
-                            }
-                            self.mark_dirty(slot);
+            while let Some(batch) = self.krmx.poll_output_batch() {
+                match batch {
+                    OutputBatch::Broadcast { text, to } => {
+                        for to in to {
+                            self.send_text(to, &text, &mut slow);
                         }
                     }
-                    Output::Ping { to } => {
+                    OutputBatch::One(Output::Send { to, text }) => {
+                        self.send_text(to, &text, &mut slow);
+                    }
+                    OutputBatch::One(Output::Ping { to }) => {
                         if let Some((slot, socket)) = self.open_socket(to) {
                             socket.outbox.push_ping();
                             self.mark_dirty(slot);
                         }
                     }
-                    Output::Close { to, code, reason } => {
+                    OutputBatch::One(Output::Close { to, code, reason }) => {
                         self.start_closing(now, to, code.0, reason)
                     }
-                    Output::Event(event) => self.events.push_back(event),
-                    _ => {}
+                    OutputBatch::One(Output::Event(event)) => self.events.push_back(event),
+                    OutputBatch::One(_) => {}
                 }
             }
             if slow.is_empty() {
@@ -475,6 +466,26 @@ impl Server {
                     );
                 }
             }
+        }
+    }
+
+    /// Queues a text frame for `to`; a connection over its bound even after a write is added
+    /// to `slow`.
+    fn send_text(&mut self, to: ConnectionId, text: &Text, slow: &mut Vec<ConnectionId>) {
+        let limit = self.config.max_buffered_bytes_value();
+        if let Some((slot, socket)) = self.open_socket(to) {
+            socket.outbox.push_text_frame(text);
+            // Over the limit too: a burst within one turn is not a slow consumer while the
+            // kernel still takes the bytes.
+            if socket.outbox.is_batch_full() || socket.outbox.buffered() > limit {
+                // A write error shows again at the end-of-turn flush, which drops the
+                // connection.
+                let _ = socket.flush_outbox();
+            }
+            if socket.outbox.buffered() > limit {
+                slow.push(to);
+            }
+            self.mark_dirty(slot);
         }
     }
 

@@ -5,8 +5,8 @@ use crate::connection::{self, Report, Settings};
 use crate::event::{Event, Events};
 use crate::handle::{Command, Handle};
 use krmx_core::{
-    AuthDecision, AuthId, ConnectionId, Error, Input, Krmx, KrmxConfig, Message, Output, Status,
-    Text, UserInfo, Violation,
+    AuthDecision, AuthId, ConnectionId, Error, Input, Krmx, KrmxConfig, Message, Output,
+    OutputBatch, Status, Text, UserInfo, Violation,
 };
 use krmx_transport_shared::{IdMap, Outbox, TransportConfig};
 use smol::channel::{Receiver, Sender};
@@ -764,7 +764,16 @@ impl Server {
     /// reported to the core as a slow consumer, whose outputs are carried out in turn.
     fn carry_out(&mut self, now: Instant) {
         loop {
-            while let Some(output) = self.krmx.poll_output() {
+            while let Some(batch) = self.krmx.poll_output_batch() {
+                let output = match batch {
+                    OutputBatch::Broadcast { text, to } => {
+                        for to in to {
+                            self.send_text(to, &text);
+                        }
+                        continue;
+                    }
+                    OutputBatch::One(output) => output,
+                };
                 match output {
                     Output::Send { to, text } => {
                         self.send_text(to, &text);

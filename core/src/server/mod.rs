@@ -11,8 +11,8 @@ mod queued;
 use crate::config::TOO_MANY_UNLINKED_REASON;
 use crate::timers::{Timer, Timers};
 use crate::{
-    AuthId, CloseCode, ConnectionId, Error, Event, Input, KrmxConfig, Output, Status, Text,
-    Username, Violation,
+    AuthId, CloseCode, ConnectionId, Error, Event, Input, KrmxConfig, Output, OutputBatch, Status,
+    Text, Username, Violation,
 };
 use connection::{Connection, LinkState};
 use indexmap::IndexMap;
@@ -193,7 +193,50 @@ impl Krmx {
     /// drains may interleave freely: the queue keeps every connection's order.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front().map(Output::from)
+        if let Some(Queued::Broadcast { text, to, next }) = self.outputs.front_mut() {
+            let output = to.get(*next).map(|&to| Output::Send {
+                to,
+                text: text.clone(),
+            });
+            *next += 1;
+            if *next >= to.len() {
+                self.outputs.pop_front();
+            }
+            return output;
+        }
+        self.outputs.pop_front().and_then(Queued::into_output)
+    }
+
+    /// The next output like [`poll_output`](Self::poll_output), except that a broadcast comes
+    /// whole: one [`OutputBatch::Broadcast`] stands for the sends to each of its recipients, in
+    /// order, so a transport carries it out without one output (and one reference count of
+    /// the shared text) per recipient. The two may be mixed.
+    ///
+    /// ```
+    /// use krmx_core::{Input, Krmx, KrmxConfig, OutputBatch};
+    /// # use std::time::Instant;
+    /// let mut krmx = Krmx::new(KrmxConfig::default());
+    /// let _ = krmx.handle_input(Instant::now(), Input::Start);
+    /// while let Some(batch) = krmx.poll_output_batch() {
+    ///     match batch {
+    ///         OutputBatch::One(output) => println!("{output:?}"),
+    ///         OutputBatch::Broadcast { text, to } => {
+    ///             for conn in to {
+    ///                 println!("send {text:?} to {conn}");
+    ///             }
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    #[must_use]
+    pub fn poll_output_batch(&mut self) -> Option<OutputBatch> {
+        match self.outputs.pop_front()? {
+            Queued::Broadcast { text, mut to, next } => {
+                to.drain(..next.min(to.len()));
+                Some(OutputBatch::Broadcast { text, to })
+            }
+            other => other.into_output().map(OutputBatch::One),
+        }
     }
 
     /// When the server next needs [`Input::Tick`] (auth timeout, ping round, inactivity kick,
@@ -292,16 +335,18 @@ impl Krmx {
 
     /// Sends `text` to every linked connection (in join order) but `skip`'s.
     fn broadcast_text(&mut self, text: &Text, skip: Option<&str>) {
-        let outputs = &mut self.outputs;
-        for (username, user) in &self.users {
-            if let Some(conn) = user.conn {
-                if skip != Some(username.as_str()) {
-                    outputs.push_back(Queued::Send {
-                        to: conn,
-                        text: text.clone(),
-                    });
-                }
-            }
+        let to: Vec<ConnectionId> = self
+            .users
+            .iter()
+            .filter(|(username, _)| skip != Some(username.as_str()))
+            .filter_map(|(_, user)| user.conn)
+            .collect();
+        if !to.is_empty() {
+            self.outputs.push_back(Queued::Broadcast {
+                text: text.clone(),
+                to,
+                next: 0,
+            });
         }
     }
 

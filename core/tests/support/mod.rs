@@ -7,7 +7,7 @@
 
 use krmx_core::{
     AuthDecision, AuthId, ConnectionId, Error, Event, Frame, Input, Krmx, KrmxConfig, Message,
-    Output, Status,
+    Output, OutputBatch, Status,
 };
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -192,9 +192,23 @@ impl Server {
         outputs
     }
 
-    /// Every queued output, in order, as the core produced them.
+    /// Every queued output, in order, as the core produced them. Taken through
+    /// `poll_output_batch` and expanded, so every transcript also checks that a batch stands for
+    /// exactly the outputs `poll_output` gives (the model test drains with `poll_output`).
     pub fn drain_raw(&mut self) -> Vec<Output> {
-        std::iter::from_fn(|| self.krmx.poll_output()).collect()
+        let mut outputs = Vec::new();
+        while let Some(batch) = self.krmx.poll_output_batch() {
+            match batch {
+                OutputBatch::One(output) => outputs.push(output),
+                OutputBatch::Broadcast { text, to } => {
+                    outputs.extend(to.into_iter().map(|to| Output::Send {
+                        to,
+                        text: text.clone(),
+                    }));
+                }
+            }
+        }
+        outputs
     }
 
     /// Opens a connection on `/`.
