@@ -6,7 +6,6 @@
 use krmx_transport_shared::{Outbox, ReadAhead};
 use mio::net::TcpStream;
 use std::io::{self, Read, Write};
-use std::task::Poll;
 
 /// A TCP stream whose writes are queued.
 #[derive(Debug)]
@@ -50,14 +49,7 @@ impl Socket {
 
 impl Read for Socket {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let stream = &mut self.stream;
-        match self
-            .ahead
-            .read_with(buf, |scratch| Poll::Ready(stream.read(scratch)))
-        {
-            Poll::Ready(result) => result,
-            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
-        }
+        self.ahead.read_from(buf, &mut self.stream)
     }
 }
 

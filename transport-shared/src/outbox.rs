@@ -77,18 +77,6 @@ impl Outbox {
         self.chunks.len() >= MAX_IOVECS || self.buffered >= BATCH_BYTES
     }
 
-    /// The bytes an unmasked frame with a payload of `len` bytes takes: header and payload.
-    pub fn text_frame_len(len: usize) -> usize {
-        let header = if len < 126 {
-            2
-        } else if len <= usize::from(u16::MAX) {
-            4
-        } else {
-            10
-        };
-        header + len
-    }
-
     /// Queues an unmasked text frame carrying `text` (server frames are never masked).
     pub fn push_text_frame(&mut self, text: &Text) {
         let (header, len) = frame_header(0x1, text.len());
@@ -248,15 +236,6 @@ mod tests {
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
-    }
-
-    #[test]
-    fn frame_lengths_count_the_header() {
-        assert_eq!(Outbox::text_frame_len(0), 2);
-        assert_eq!(Outbox::text_frame_len(125), 127);
-        assert_eq!(Outbox::text_frame_len(126), 130);
-        assert_eq!(Outbox::text_frame_len(65_535), 65_539);
-        assert_eq!(Outbox::text_frame_len(65_536), 65_546);
     }
 
     #[test]

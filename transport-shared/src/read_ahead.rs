@@ -4,7 +4,7 @@
 //! connection until its next read, and freed once served.
 
 use std::cell::RefCell;
-use std::io;
+use std::io::{self, Read};
 use std::task::Poll;
 
 /// The scratch buffer each thread reads sockets into.
@@ -94,6 +94,18 @@ impl ReadAhead {
         })
     }
 
+    /// [`read_with`](Self::read_with) for a non-blocking socket read synchronously: an empty
+    /// socket is `WouldBlock`, as from the socket itself.
+    ///
+    /// # Errors
+    /// The socket's read error.
+    pub fn read_from(&mut self, buf: &mut [u8], socket: &mut impl Read) -> io::Result<usize> {
+        match self.read_with(buf, |scratch| Poll::Ready(socket.read(scratch))) {
+            Poll::Ready(result) => result,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
     /// Copies kept bytes into `buf`; frees them once all are served.
     fn serve(&mut self, buf: &mut [u8]) -> usize {
         let rest = self.bytes.get(self.served..).unwrap_or_default();
@@ -113,7 +125,6 @@ impl ReadAhead {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
 
     fn ready(socket: &mut &[u8]) -> impl FnMut(&mut [u8]) -> Poll<io::Result<usize>> {
         move |buf| Poll::Ready(socket.read(buf))
@@ -155,6 +166,24 @@ mod tests {
         });
         assert!(matches!(failed, Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::WouldBlock));
         assert_eq!(ahead.kept(), 0);
+    }
+
+    #[test]
+    fn a_synchronous_read_keeps_what_does_not_fit_and_reports_an_empty_socket() {
+        struct Empty;
+        impl Read for Empty {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+        }
+        let mut ahead = ReadAhead::default();
+        let mut buf = [0_u8; 4];
+        assert_eq!(ahead.read_from(&mut buf, &mut &b"hello"[..]).unwrap(), 4);
+        assert_eq!(&buf, b"hell");
+        assert_eq!(ahead.read_from(&mut buf, &mut Empty).unwrap(), 1);
+        assert_eq!(buf[0], b'o');
+        let empty = ahead.read_from(&mut buf, &mut Empty).unwrap_err();
+        assert_eq!(empty.kind(), io::ErrorKind::WouldBlock);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use async_tungstenite::WebSocketStream;
 use krmx_core::{ConnectionId, Input, KrmxConfig};
 use krmx_transport_shared::RequestCheck;
 use smol::Timer;
-use smol::channel::{Sender, TrySendError};
+use smol::channel::Sender;
 use smol::io::AsyncReadExt;
 use smol::net::TcpStream;
 use std::pin::Pin;
@@ -206,30 +206,11 @@ pub(crate) enum End {
     DriverGone,
 }
 
-/// Reports what tungstenite wrote, if anything; `false` once the driver is gone.
+/// Reports what the upgrade wrote (its response or refusal), if anything; `false` once the
+/// driver is gone. (The reading phase hands on its own writes: [`Reading`].)
 async fn hand_on(conn: ConnectionId, written: &Written, reports: &Sender<Report>) -> bool {
-    if written.is_empty() {
-        return true;
-    }
     let bytes = written.take();
-    deliver(reports, Report::Wrote { conn, bytes }).await
-}
-
-/// Sends a report, `false` once the driver is gone. At once when the channel has room;
-/// otherwise the wait is a future on the heap, so the reader (alive as long as its
-/// connection) does not carry room for it.
-fn deliver(reports: &Sender<Report>, report: Report) -> impl Future<Output = bool> + '_ {
-    let waiting = match reports.try_send(report) {
-        Ok(()) => Ok(true),
-        Err(TrySendError::Closed(_)) => Ok(false),
-        Err(TrySendError::Full(report)) => Err(Box::pin(reports.send(report))),
-    };
-    async move {
-        match waiting {
-            Ok(sent) => sent,
-            Err(send) => send.await.is_ok(),
-        }
-    }
+    bytes.is_empty() || reports.send(Report::Wrote { conn, bytes }).await.is_ok()
 }
 
 /// Reads and drops whatever the peer still sends, until it closes or the socket fails.

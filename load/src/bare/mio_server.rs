@@ -27,14 +27,7 @@ struct Socket {
 
 impl Read for Socket {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let stream = &mut self.stream;
-        match self
-            .ahead
-            .read_with(buf, |scratch| std::task::Poll::Ready(stream.read(scratch)))
-        {
-            std::task::Poll::Ready(result) => result,
-            std::task::Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
-        }
+        self.ahead.read_from(buf, &mut self.stream)
     }
 }
 
