@@ -4,23 +4,10 @@
 use crate::command::Command;
 use crate::json;
 use crate::trim::Trimmer;
-use krmx_core::{AuthDecision, AuthId, Error, Event, Input, Status, UserInfo};
+use krmx_core::{AuthDecision, Event, Input, Status};
+use krmx_driver::Commands;
 use std::collections::HashMap;
 use std::io::{self, Write};
-
-/// The server as the application sees it; implemented by each transport's server.
-pub(crate) trait Server {
-    /// Feeds a server command (join, kick, send, auth decision, close, ...).
-    fn input(&mut self, input: Input) -> Result<(), Error>;
-    /// The next event the server emitted, if any.
-    fn poll_event(&mut self) -> Option<Event>;
-    /// Every user in join order.
-    fn users(&self) -> Vec<UserInfo>;
-    /// The status.
-    fn status(&self) -> Status;
-    /// Whether an authentication is waiting for its decision.
-    fn is_auth_pending(&self, id: AuthId) -> bool;
-}
 
 /// What to do with every custom message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +59,7 @@ impl<W: Write> App<W> {
 
     /// Handles every event the server has queued, printing each and reacting to it; then
     /// flushes stdout.
-    pub(crate) fn drain(&mut self, server: &mut dyn Server) -> io::Result<Flow> {
+    pub(crate) fn drain(&mut self, server: &mut dyn Commands) -> io::Result<Flow> {
         if let Some(trimmer) = &self.trimmer {
             trimmer.touch();
         }
@@ -87,7 +74,7 @@ impl<W: Write> App<W> {
         })
     }
 
-    fn on_event(&mut self, server: &mut dyn Server, event: Event) -> io::Result<()> {
+    fn on_event(&mut self, server: &mut dyn Commands, event: Event) -> io::Result<()> {
         let quiet = self.behaviour.quiet && matches!(event, Event::Message { .. });
         if !quiet {
             if let Some(line) = json::event_line(&event, self.behaviour.manual_auth) {
@@ -124,7 +111,7 @@ impl<W: Write> App<W> {
     }
 
     /// Executes one stdin line: events it causes are printed first, then its one reply line.
-    pub(crate) fn on_line(&mut self, server: &mut dyn Server, line: &str) -> io::Result<Flow> {
+    pub(crate) fn on_line(&mut self, server: &mut dyn Commands, line: &str) -> io::Result<Flow> {
         let reply = match Command::parse(line) {
             Ok(None) => return Ok(Flow::Continue),
             Ok(Some(command)) => self.execute(server, command),
@@ -137,14 +124,14 @@ impl<W: Write> App<W> {
     }
 
     /// A signal asked for a graceful close: like the `close` command, without a reply.
-    pub(crate) fn on_signal(&mut self, server: &mut dyn Server) -> io::Result<Flow> {
+    pub(crate) fn on_signal(&mut self, server: &mut dyn Commands) -> io::Result<Flow> {
         if let Err(error) = server.input(Input::Close) {
             tracing::warn!(%error, "close on signal");
         }
         self.drain(server)
     }
 
-    fn execute(&mut self, server: &mut dyn Server, command: Command) -> String {
+    fn execute(&mut self, server: &mut dyn Commands, command: Command) -> String {
         let name = command.name();
         let input = match command {
             Command::Users => return json::users_reply(&server.users()),
@@ -161,7 +148,7 @@ impl<W: Write> App<W> {
                 message,
                 skip: Some(skip),
             },
-            Command::Accept(id) | Command::Reject(id, _) if !server.is_auth_pending(id) => {
+            Command::Accept(id) | Command::Reject(id, _) if !server.krmx().is_auth_pending(id) => {
                 return json::error_reply(&format!("no pending authentication with id {id}"));
             }
             Command::Accept(id) => Input::AuthDecided {

@@ -36,7 +36,6 @@ pub(crate) fn event_line(event: &Event, with_auth_id: bool) -> Option<String> {
         Event::Message { username, message } => {
             json!({"event": "message", "username": username.as_str(), "message": message})
         }
-        _ => return None,
     };
     Some(value.to_string())
 }

@@ -5,6 +5,7 @@
 mod app;
 mod args;
 mod command;
+mod controls;
 mod json;
 mod serve_mio;
 mod serve_smol;

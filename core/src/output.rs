@@ -6,7 +6,6 @@ use std::fmt;
 /// One thing to carry out, pulled with [`Krmx::poll_output`](crate::Krmx::poll_output) in the
 /// order the server produced them.
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub enum Output {
     /// Send a text message to a connection.
     Send {
@@ -51,7 +50,6 @@ pub enum OutputBatch {
 
 /// What happened, for the application.
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub enum Event {
     /// The server listens on this port.
     Listening {

@@ -2,7 +2,8 @@
 //! transport, so each scenario is written once.
 
 use crate::TIMEOUT;
-use krmx_core::{AuthDecision, AuthId, Error, Event, KrmxConfig, Message, Status, UserInfo};
+use krmx_core::{AuthDecision, AuthId, Error, Event, Input, KrmxConfig, Message, Status};
+use krmx_transport_mio::{CommandError, Handle, Reply};
 use serde_json::Value;
 use std::io;
 use std::net::{SocketAddr, TcpStream};
@@ -55,6 +56,22 @@ pub enum Command {
     DecideAuth(AuthId, AuthDecision),
     /// Closes the server gracefully.
     Close,
+}
+
+impl Command {
+    /// The core input that carries the command out, on any transport.
+    #[must_use]
+    pub fn into_input(self) -> Input {
+        match self {
+            Self::Join(username) => Input::Join { username },
+            Self::Kick(username) => Input::Kick { username },
+            Self::Unlink(username) => Input::Unlink { username },
+            Self::Send(username, message) => Input::Send { username, message },
+            Self::Broadcast(message, skip) => Input::Broadcast { message, skip },
+            Self::DecideAuth(id, decision) => Input::AuthDecided { id, decision },
+            Self::Close => Input::Close,
+        }
+    }
 }
 
 /// A hook run on the server's thread for every event, right when it is emitted (as an
@@ -133,8 +150,6 @@ pub enum ServerEvent {
     Message(String, Value),
     /// A command returned by a [`Hook`] failed (a test bug or a server bug).
     HookCommandFailed(String),
-    /// An event these tests do not know yet.
-    Other(String),
 }
 
 impl From<Event> for ServerEvent {
@@ -161,7 +176,6 @@ impl From<Event> for ServerEvent {
             Event::Message { username, message } => {
                 Self::Message(username.as_str().to_owned(), message.into_value())
             }
-            other => Self::Other(format!("{other:?}")),
         }
     }
 }
@@ -195,24 +209,10 @@ impl ServerEvent {
     }
 }
 
-/// What each transport provides to a [`RunningServer`]. Every method runs on the server's
-/// thread and waits for it at most [`TIMEOUT`], panicking past that.
-pub(crate) trait Backend: Send {
-    /// Carries out a command; `None` when the server did not answer within [`TIMEOUT`] or is
-    /// gone.
-    fn try_command(&self, command: Command) -> Option<Result<(), Error>>;
-    /// The users in join order.
-    fn users(&self) -> Vec<UserInfo>;
-    /// The status.
-    fn status(&self) -> Status;
-    /// Hands over a connection accepted elsewhere, with the request bytes already read from it.
-    fn adopt(&self, stream: TcpStream, already_read: Vec<u8>) -> io::Result<()>;
-}
-
 /// A server running on its own thread.
 pub struct RunningServer {
     addr: SocketAddr,
-    backend: Box<dyn Backend>,
+    handle: Handle,
     events: Receiver<ServerEvent>,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
@@ -220,13 +220,13 @@ pub struct RunningServer {
 impl RunningServer {
     pub(crate) fn new(
         addr: SocketAddr,
-        backend: Box<dyn Backend>,
+        handle: Handle,
         events: Receiver<ServerEvent>,
         thread: JoinHandle<io::Result<()>>,
     ) -> Self {
         let mut server = Self {
             addr,
-            backend,
+            handle,
             events,
             thread: Some(thread),
         };
@@ -246,9 +246,12 @@ impl RunningServer {
     /// The server's own error for the command.
     pub fn command(&self, command: Command) -> Result<(), Error> {
         let shown = format!("{command:?}");
-        self.backend
-            .try_command(command)
-            .unwrap_or_else(|| panic!("the server did not answer {shown} within {TIMEOUT:?}"))
+        match within_timeout(self.handle.input(command.into_input())) {
+            Some(Ok(())) => Ok(()),
+            Some(Err(CommandError::Core(error))) => Err(error),
+            Some(Err(error)) => panic!("{shown} failed: {error}"),
+            None => panic!("the server did not answer {shown} within {TIMEOUT:?}"),
+        }
     }
 
     /// `join(name)`, which must succeed.
@@ -292,8 +295,9 @@ impl RunningServer {
     /// The users in join order, as `(name, is_linked)`.
     #[must_use]
     pub fn users(&self) -> Vec<(String, bool)> {
-        self.backend
-            .users()
+        within_timeout(self.handle.users())
+            .expect("the server did not answer users()")
+            .expect("the server is gone")
             .into_iter()
             .map(|user| (user.username.as_str().to_owned(), user.is_linked))
             .collect()
@@ -302,7 +306,9 @@ impl RunningServer {
     /// The status.
     #[must_use]
     pub fn status(&self) -> Status {
-        self.backend.status()
+        within_timeout(self.handle.status())
+            .expect("the server did not answer status()")
+            .expect("the server is gone")
     }
 
     /// Hands a connection accepted by the application's own listener over to the server.
@@ -310,7 +316,11 @@ impl RunningServer {
     /// # Errors
     /// The transport refused it.
     pub fn adopt(&self, stream: TcpStream, already_read: Vec<u8>) -> io::Result<()> {
-        self.backend.adopt(stream, already_read)
+        match within_timeout(self.handle.adopt(stream, already_read)) {
+            Some(Ok(())) => Ok(()),
+            Some(Err(error)) => Err(io::Error::other(error)),
+            None => Err(io::Error::other("the server did not answer adopt()")),
+        }
     }
 
     /// The next event within `timeout`, if any.
@@ -398,7 +408,8 @@ impl Drop for RunningServer {
             let _ = thread.join();
             return;
         }
-        let _ = self.backend.try_command(Command::Close);
+        // Nobody waits for the answer: the thread's end is what counts.
+        drop(self.handle.close());
         let deadline = Instant::now() + Duration::from_secs(3);
         while !thread.is_finished() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
@@ -412,7 +423,24 @@ pub fn to_message(value: &Value) -> Message {
     Message::from_value(value.clone()).unwrap_or_else(|_| panic!("not a message: {value}"))
 }
 
-/// A channel for one reply from the server's thread.
-pub(crate) fn reply_channel<T>() -> (mpsc::SyncSender<T>, Receiver<T>) {
-    mpsc::sync_channel(1)
+/// A reply from the server within [`TIMEOUT`]; `None` when it did not come in time.
+fn within_timeout<T: Send + 'static>(reply: Reply<T>) -> Option<Result<T, CommandError>> {
+    let (answer, answered) = mpsc::sync_channel(1);
+    std::thread::spawn(move || drop(answer.send(reply.wait())));
+    answered.recv_timeout(TIMEOUT).ok()
+}
+
+/// Carries out a hook's commands on the server's thread, as an application's handler would,
+/// reporting failures as events.
+pub(crate) fn apply_hook(
+    commands: Vec<Command>,
+    mut input: impl FnMut(Input) -> Result<(), Error>,
+    events: &mpsc::Sender<ServerEvent>,
+) {
+    for command in commands {
+        let shown = format!("{command:?}");
+        if let Err(error) = input(command.into_input()) {
+            drop(events.send(ServerEvent::HookCommandFailed(format!("{shown}: {error}"))));
+        }
+    }
 }

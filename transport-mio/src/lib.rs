@@ -1,10 +1,9 @@
 //! The Krmx server on a [mio] event loop, with [tungstenite] framing.
 //!
-//! One thread, non-blocking sockets. The protocol lives in [`krmx_core`]; this crate only moves
-//! bytes and time: it accepts TCP connections, runs the HTTP upgrade (refusing a wrong path with
-//! 404), turns complete WebSocket messages into core inputs and core outputs into frames, and
-//! reports facts (message too large, invalid UTF-8, a slow consumer, a missing pong) for the
-//! core to decide on.
+//! One thread, non-blocking sockets. The protocol lives in [`krmx_core`], every connection rule
+//! (upgrade, outboxes, slow consumers, close replies, deadlines) in [`krmx_driver`]; this crate
+//! is the readiness pump between the driver and a mio [`Poll`](mio::Poll): it accepts TCP
+//! connections, registers them and reports their readiness, the waker and the time.
 //!
 //! Three ways to use it:
 //! - turnkey: [`run`] with a handler for events;
@@ -26,17 +25,15 @@
 #![deny(missing_docs)]
 
 mod client;
-mod connection;
-mod handle;
 mod run;
 mod server;
-mod socket;
+mod stream;
 
 pub use client::Client;
-pub use handle::Handle;
-pub use krmx_transport_shared::{
-    ClientFailure, ClientOptions, DEFAULT_CLIENT_TIMEOUT, DEFAULT_CLOSE_LINGER,
-    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READ_BUFFER_BYTES, TransportConfig,
+pub use krmx_driver::{
+    AuthResponder, ClientFailure, ClientOptions, CommandError, Commands, DEFAULT_CLIENT_TIMEOUT,
+    DEFAULT_CLOSE_LINGER, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READ_BUFFER_BYTES, Handle, Reply,
+    TransportConfig,
 };
 pub use run::run;
 pub use server::Server;

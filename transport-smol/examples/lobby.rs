@@ -17,6 +17,7 @@
 //! `{"type":"krmx/link","payload":{"username":"alice","version":"0.6.0","auth":"token-alice"}}`.
 
 use krmx_core::{AuthMode, KrmxConfig, Message};
+use krmx_core::Event as CoreEvent;
 use krmx_transport_smol::{AuthResponder, Event, Handle, Server, TransportConfig};
 use serde_json::json;
 use smol::Timer;
@@ -41,26 +42,24 @@ fn main() -> std::io::Result<()> {
         let handle = server.handle();
         let driver = smol::spawn(server.run());
 
-        while let Some(event) = events.next_event().await {
+        while let Some(Event { event, responder }) = events.next_event().await {
             match event {
-                Event::Listening { port } => println!("lobby listening on port {port}"),
-                Event::AuthRequested {
-                    username,
-                    auth,
-                    responder,
-                    ..
-                } => {
+                CoreEvent::Listening { port } => println!("lobby listening on port {port}"),
+                CoreEvent::AuthRequested { username, auth, .. } => {
+                    let Some(responder) = responder else {
+                        continue;
+                    };
                     // The check runs on its own task: the server keeps serving meanwhile.
                     let username = username.as_str().to_owned();
                     smol::spawn(check_token(username, auth, responder)).detach();
                 }
-                Event::Joined { username } => {
+                CoreEvent::Joined { username } => {
                     announce(&handle, format!("{username} joined the lobby")).await;
                 }
-                Event::Left { username } => {
+                CoreEvent::Left { username } => {
                     announce(&handle, format!("{username} left the lobby")).await;
                 }
-                Event::Message { username, message } => match message.kind() {
+                CoreEvent::Message { username, message } => match message.kind() {
                     "chat/say" => {
                         let text = message.payload().cloned().unwrap_or_default();
                         let said = Message::new("chat/said")
@@ -71,6 +70,7 @@ fn main() -> std::io::Result<()> {
                         let users: Vec<_> = handle
                             .users()
                             .await
+                            .unwrap_or_default()
                             .into_iter()
                             .map(|user| {
                                 json!({ "username": user.username.as_str(), "online": user.is_linked })
@@ -85,8 +85,8 @@ fn main() -> std::io::Result<()> {
                         let _ = handle.send(username.as_str(), error).await;
                     }
                 },
-                Event::Closed => println!("lobby closed"),
-                _ => {}
+                CoreEvent::Closed => println!("lobby closed"),
+                CoreEvent::Linked { .. } | CoreEvent::Unlinked { .. } => {}
             }
         }
         driver.await;

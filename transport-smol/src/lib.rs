@@ -1,13 +1,11 @@
 //! The Krmx server on [smol], with [async-tungstenite](async_tungstenite) framing.
 //!
-//! The protocol lives in [`krmx_core`]; this crate only moves messages and time. One driver owns
-//! the core. Each connection has a reader task (the HTTP upgrade, refusing a wrong path with
-//! 404, then every complete message) that reports to the driver through a channel, and a writer
-//! task draining the connection's outbound queue. Each turn of the driver carries out the
-//! core's outputs, takes what the tasks and handles reported, and re-arms one timer at the
-//! core's next deadline. Facts (message too large, invalid UTF-8, a slow consumer, a missing
-//! pong) are reported to the core, which decides the close; the wire behaviour is the mio
-//! transport's.
+//! The protocol lives in [`krmx_core`], every connection rule (upgrade, outboxes, slow
+//! consumers, close replies, deadlines) in [`krmx_driver`], the same driver the mio transport
+//! pumps; this crate is its readiness pump on smol. Each connection has one small task that
+//! waits for its socket to be readable when the driver asks (and one for writability while a
+//! write would block); the server's loop hands those reports, the handles' commands and the
+//! time to the driver, and re-arms one timer at its next deadline.
 //!
 //! The outbound queue of a connection is bounded in bytes by
 //! [`KrmxConfig::max_buffered_bytes`](krmx_core::KrmxConfig::max_buffered_bytes): past it the
@@ -19,7 +17,7 @@
 //! A chat server whose application checks tokens asynchronously:
 //!
 //! ```no_run
-//! use krmx_core::{AuthMode, KrmxConfig};
+//! use krmx_core::{AuthMode, Event as CoreEvent, KrmxConfig};
 //! use krmx_transport_smol::{Event, Server, TransportConfig};
 //! use std::time::Duration;
 //!
@@ -32,10 +30,10 @@
 //!     let handle = server.handle();
 //!     let driver = smol::spawn(server.run());
 //!
-//!     while let Some(event) = events.next_event().await {
-//!         match event {
+//!     while let Some(Event { event, responder }) = events.next_event().await {
+//!         match (event, responder) {
 //!             // Answer now or later, from any task: here after a (simulated) database call.
-//!             Event::AuthRequested { auth, responder, .. } => {
+//!             (CoreEvent::AuthRequested { auth, .. }, Some(responder)) => {
 //!                 smol::spawn(async move {
 //!                     smol::Timer::after(Duration::from_millis(20)).await;
 //!                     match auth.as_deref() {
@@ -45,7 +43,7 @@
 //!                 })
 //!                 .detach();
 //!             }
-//!             Event::Message { message, .. } => {
+//!             (CoreEvent::Message { message, .. }, _) => {
 //!                 let _ = handle.broadcast(message, None).await;
 //!             }
 //!             _ => {}
@@ -72,18 +70,15 @@
 #![deny(missing_docs)]
 
 mod client;
-mod connection;
 mod event;
-mod handle;
-mod reading;
 mod server;
 mod stream;
 
 pub use client::AsyncClient;
-pub use event::{AuthResponder, Event, Events};
-pub use handle::Handle;
-pub use krmx_transport_shared::{
-    ClientFailure, ClientOptions, DEFAULT_CLIENT_TIMEOUT, DEFAULT_CLOSE_LINGER,
-    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READ_BUFFER_BYTES, TransportConfig,
+pub use event::{Event, Events};
+pub use krmx_driver::{
+    AuthResponder, ClientFailure, ClientOptions, CommandError, Commands, DEFAULT_CLIENT_TIMEOUT,
+    DEFAULT_CLOSE_LINGER, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READ_BUFFER_BYTES, Handle, Reply,
+    TransportConfig,
 };
 pub use server::Server;

@@ -5,7 +5,8 @@
 
 use crate::Mode;
 use krmx_core::Text;
-use krmx_transport_shared::{DEFAULT_READ_BUFFER_BYTES, Outbox, ReadAhead};
+use krmx_driver::DEFAULT_READ_BUFFER_BYTES;
+use krmx_driver::plumbing::{Outbox, ReadAhead};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use std::io::{self, Read, Write};

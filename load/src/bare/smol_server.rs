@@ -7,7 +7,8 @@
 
 use crate::Mode;
 use krmx_core::Text;
-use krmx_transport_shared::{DEFAULT_READ_BUFFER_BYTES, Outbox, ReadAhead};
+use krmx_driver::DEFAULT_READ_BUFFER_BYTES;
+use krmx_driver::plumbing::{Outbox, ReadAhead};
 use smol::io::{AsyncRead, AsyncWrite};
 use smol::net::{TcpListener, TcpStream};
 use smol::stream::StreamExt;

@@ -1,7 +1,7 @@
 //! Opening and closing the client's blocking WebSocket: TCP with a connect timeout, then
 //! tungstenite's client handshake.
 
-use krmx_transport_shared::client_target;
+use krmx_driver::client_target;
 use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};

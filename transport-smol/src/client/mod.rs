@@ -10,7 +10,7 @@ mod socket;
 use krmx_core::{
     ClientEvent, ClientInput, ClientOutput, ClientStatus, ClientUser, KrmxClient, Message,
 };
-use krmx_transport_shared::{ClientFailure, ClientOptions, ClientRead, ClientWait, client_read};
+use krmx_driver::{ClientFailure, ClientOptions, ClientRead, ClientWait, client_read};
 use smol::stream::StreamExt;
 use socket::{Ws, within};
 use std::collections::VecDeque;

@@ -1,7 +1,7 @@
 //! Opening and closing the client's WebSocket on smol, and the deadline every wait is bound by.
 
 use async_tungstenite::WebSocketStream;
-use krmx_transport_shared::client_target;
+use krmx_driver::client_target;
 use smol::Timer;
 use smol::net::TcpStream;
 use smol::stream::StreamExt;

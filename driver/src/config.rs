@@ -16,7 +16,7 @@ pub const DEFAULT_READ_BUFFER_BYTES: usize = 512;
 /// live in [`KrmxConfig`](krmx_core::KrmxConfig) and apply to every transport alike.
 ///
 /// ```
-/// use krmx_transport_shared::TransportConfig;
+/// use krmx_driver::TransportConfig;
 /// use std::time::Duration;
 /// let config = TransportConfig::default().handshake_timeout(Duration::from_secs(2));
 /// assert_eq!(config.handshake_timeout_value(), Duration::from_secs(2));

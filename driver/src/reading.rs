@@ -6,7 +6,7 @@ use tungstenite::{Error, Message};
 
 /// What one read produced.
 #[derive(Debug)]
-pub enum Step {
+pub(crate) enum Step {
     /// Feed this to the core.
     Input(Input),
     /// Nothing for the core (a ping, which tungstenite answers; a raw frame).
@@ -21,7 +21,7 @@ pub enum Step {
 
 /// Maps the result of one `read` (or one item of an async stream) on connection `conn`.
 #[must_use]
-pub fn step(read: Result<Message, Error>, conn: ConnectionId) -> Step {
+pub(crate) fn step(read: Result<Message, Error>, conn: ConnectionId) -> Step {
     let frame = match read {
         Ok(Message::Text(text)) => Frame::Text(text.as_str().to_owned()),
         Ok(Message::Binary(bytes)) => Frame::Binary(bytes.to_vec()),

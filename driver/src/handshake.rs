@@ -8,7 +8,7 @@ use tungstenite::http;
 
 /// The handshake callback (tungstenite's and async-tungstenite's alike).
 #[derive(Debug, Clone)]
-pub struct RequestCheck {
+pub(crate) struct RequestCheck {
     config: Arc<KrmxConfig>,
     target: Arc<Mutex<Option<String>>>,
 }
@@ -16,7 +16,7 @@ pub struct RequestCheck {
 impl RequestCheck {
     /// A check against `config`'s path rule.
     #[must_use]
-    pub fn new(config: Arc<KrmxConfig>) -> Self {
+    pub(crate) fn new(config: Arc<KrmxConfig>) -> Self {
         Self {
             config,
             target: Arc::default(),
@@ -26,19 +26,19 @@ impl RequestCheck {
     /// Where the accepted request's target (`/path?query`) will be found once the handshake
     /// succeeded.
     #[must_use]
-    pub fn target_slot(&self) -> TargetSlot {
+    pub(crate) fn target_slot(&self) -> TargetSlot {
         TargetSlot(Arc::clone(&self.target))
     }
 }
 
 /// The request target recorded by a [`RequestCheck`].
 #[derive(Debug, Clone, Default)]
-pub struct TargetSlot(Arc<Mutex<Option<String>>>);
+pub(crate) struct TargetSlot(Arc<Mutex<Option<String>>>);
 
 impl TargetSlot {
     /// The recorded target (empty if none was recorded).
     #[must_use]
-    pub fn take(&self) -> String {
+    pub(crate) fn take(&self) -> String {
         self.0
             .lock()
             .ok()
@@ -66,7 +66,7 @@ impl Callback for RequestCheck {
 
 /// `404 Not Found` with a short text body.
 #[must_use]
-pub fn not_found() -> ErrorResponse {
+pub(crate) fn not_found() -> ErrorResponse {
     let body = "404 not found: no Krmx endpoint at this path\n";
     let mut refusal = http::Response::new(Some(body.to_owned()));
     *refusal.status_mut() = http::StatusCode::NOT_FOUND;

@@ -1,33 +1,31 @@
-//! [`Socket`]: the stream tungstenite reads from and writes to. Reads go to the TCP socket;
-//! writes land in the connection's [`Outbox`], so tungstenite's own frames (handshake response,
-//! pongs, close replies) keep their place among ours and the server decides when to hit the
-//! socket.
+//! [`Socket`]: a connection's stream with its outbox and read-ahead, as tungstenite sees it.
 
-use krmx_transport_shared::{Outbox, ReadAhead};
-use mio::net::TcpStream;
+use crate::outbox::Outbox;
+use crate::read_ahead::ReadAhead;
+use crate::stream::Stream;
 use std::io::{self, Read, Write};
 
-/// A TCP stream whose writes are queued.
+/// The stream of one connection. tungstenite reads through the thread's scratch buffer
+/// ([`ReadAhead`]) and writes into the [`Outbox`] (straight to the stream while the outbox is
+/// empty), so every byte the connection sends is accounted for in one place.
 #[derive(Debug)]
-pub(crate) struct Socket {
-    pub(crate) stream: TcpStream,
+pub(crate) struct Socket<S> {
+    pub(crate) stream: S,
     pub(crate) outbox: Outbox,
-    /// Bytes an application read before handing the connection over, replayed first, then
-    /// bytes read past what tungstenite asked for.
     ahead: ReadAhead,
 }
 
-impl Socket {
-    pub(crate) fn new(stream: TcpStream, prefix: Vec<u8>) -> Self {
+impl<S: Stream> Socket<S> {
+    pub(crate) fn new(stream: S, already_read: Vec<u8>) -> Self {
         Self {
             stream,
             outbox: Outbox::default(),
-            ahead: ReadAhead::new(prefix),
+            ahead: ReadAhead::new(already_read),
         }
     }
 
-    /// Reads and drops whatever a closing peer still sends. `true` once the peer closed (or the
-    /// socket failed): the connection can be dropped.
+    /// Reads and drops whatever the peer still sends. Returns whether the stream ended (or
+    /// broke): a closing connection is then done.
     pub(crate) fn discard_input(&mut self) -> bool {
         let mut sink = [0_u8; 4096];
         loop {
@@ -41,22 +39,19 @@ impl Socket {
         }
     }
 
-    /// Writes queued bytes to the socket: `Ok(true)` when none are left.
+    /// Writes what the stream takes; `Ok(true)` once the outbox is empty.
     pub(crate) fn flush_outbox(&mut self) -> io::Result<bool> {
         self.outbox.write_to(&mut self.stream)
     }
 }
 
-impl Read for Socket {
+impl<S: Stream> Read for Socket<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.ahead.read_from(buf, &mut self.stream)
     }
 }
 
-impl Write for Socket {
-    /// Always takes everything: written straight through while nothing else is queued (so a
-    /// handshake refusal reaches the peer even though the connection is dropped right after),
-    /// the rest queued behind what is already waiting, never blocked on.
+impl<S: Stream> Write for Socket<S> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let mut written = 0;
         if self.outbox.is_empty() {

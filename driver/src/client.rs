@@ -25,7 +25,7 @@ const MIN_CLIENT_TIMEOUT: Duration = Duration::from_millis(1);
 ///
 /// ```
 /// use krmx_core::ClientConfig;
-/// use krmx_transport_shared::ClientOptions;
+/// use krmx_driver::ClientOptions;
 /// use std::time::Duration;
 /// let options = ClientOptions::new()
 ///     .config(ClientConfig::new().version("0.6.3"))

@@ -11,7 +11,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 ///
 /// ```
 /// use krmx_core::ConnectionId;
-/// use krmx_transport_shared::IdMap;
+/// use krmx_driver::IdMap;
 /// let mut map: IdMap<&str> = IdMap::default();
 /// map.insert(ConnectionId::new(7), "seven");
 /// assert_eq!(map.get(&ConnectionId::new(7)), Some(&"seven"));

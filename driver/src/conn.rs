@@ -1,0 +1,52 @@
+//! [`Conn`]: one connection slot of the driver's table, and its [`Phase`].
+
+use crate::handshake::{RequestCheck, TargetSlot};
+use crate::socket::Socket;
+use crate::stream::Stream;
+use krmx_core::ConnectionId;
+use tungstenite::WebSocket;
+use tungstenite::handshake::MidHandshake;
+use tungstenite::handshake::server::ServerHandshake;
+
+/// A WebSocket upgrade in progress.
+pub(crate) type Handshake<S> = MidHandshake<ServerHandshake<Socket<S>, RequestCheck>>;
+
+/// Where a connection is in its life.
+pub(crate) enum Phase<S: Stream> {
+    /// The HTTP upgrade is under way; the core does not know the connection yet. `mid` is only
+    /// `None` while the handshake is being driven.
+    Handshaking {
+        mid: Option<Box<Handshake<S>>>,
+        target: TargetSlot,
+    },
+    /// Known to the core, under `id`.
+    Open {
+        ws: Box<WebSocket<Socket<S>>>,
+        id: ConnectionId,
+    },
+    /// A close frame was sent or received; the core has forgotten the connection. The outbox
+    /// drains, then the stream is shut down; the linger deadline ends it either way.
+    Closing { ws: Box<WebSocket<Socket<S>>> },
+}
+
+/// One connection in the driver's table.
+pub(crate) struct Conn<S: Stream> {
+    /// Unique for the driver's life; with the slot, it makes the connection's key.
+    pub(crate) serial: u64,
+    pub(crate) phase: Phase<S>,
+    /// In the driver's list of connections to write.
+    pub(crate) dirty: bool,
+    /// A write would have blocked: the pump was asked to report writability.
+    pub(crate) awaiting_writable: bool,
+    /// Shut down for writing after the close went out.
+    pub(crate) shut: bool,
+}
+
+impl<S: Stream> Conn<S> {
+    pub(crate) fn socket_mut(&mut self) -> Option<&mut Socket<S>> {
+        match &mut self.phase {
+            Phase::Handshaking { mid, .. } => mid.as_mut().map(|mid| mid.get_mut().get_mut()),
+            Phase::Open { ws, .. } | Phase::Closing { ws } => Some(ws.get_mut()),
+        }
+    }
+}

@@ -1,0 +1,867 @@
+//! [`Driver`]: every connection rule between the core and the sockets, written once, sans-IO.
+//! A runtime pump hands it streams and readiness facts with the time of its turn, and asks it
+//! what to wait for.
+
+use crate::config::TransportConfig;
+use crate::conn::{Conn, Phase};
+use crate::handle::{Command, CommandError, Handle, Wake};
+use crate::handshake::{RequestCheck, TargetSlot};
+use crate::reading::{Step, step};
+use crate::socket::Socket;
+use crate::stream::Stream;
+use krmx_core::{
+    ConnectionId, Error, Event, Input, Krmx, KrmxConfig, Output, OutputBatch, Status, Text,
+    UserInfo, Violation,
+};
+use std::collections::VecDeque;
+use std::net::TcpStream;
+use std::sync::{Arc, mpsc};
+use std::time::Instant;
+use tungstenite::HandshakeError;
+use tungstenite::handshake::server::ServerHandshake;
+use tungstenite::protocol::WebSocketConfig;
+
+/// Low bits of a connection key that hold its slot, which bounds the connections open at once
+/// to 2^24 (far beyond any process's file descriptors).
+const SLOT_BITS: u32 = 24;
+
+/// A connection in the driver's table: its slot (low bits, see [`slot`](Self::slot)) and a
+/// serial unique for the driver's life. Once the upgrade succeeded, the core knows the
+/// connection under the same number as its [`ConnectionId`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnKey(u64);
+
+impl ConnKey {
+    fn new(serial: u64, slot: usize) -> Self {
+        Self((serial << SLOT_BITS) | slot as u64)
+    }
+
+    /// The slot: small, dense and reused once the connection is gone (a mio token, an index).
+    #[must_use]
+    pub fn slot(self) -> usize {
+        (self.0 & ((1 << SLOT_BITS) - 1)) as usize
+    }
+
+    fn serial(self) -> u64 {
+        self.0 >> SLOT_BITS
+    }
+
+    fn of(id: ConnectionId) -> Self {
+        Self(id.get())
+    }
+}
+
+/// How the pump learns of readiness, which decides what the driver asks it to wait for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// Every stream is registered once for reading and writing and every new readiness is
+    /// reported (mio's edge-triggered registration): the driver asks for no waits.
+    Edge,
+    /// The pump waits only when asked ([`Io::WaitReadable`], [`Io::WaitWritable`]), as with
+    /// async-io's `readable()` and `writable()`.
+    OnRequest,
+}
+
+/// What the driver asks of its runtime pump, from [`Driver::poll_io`].
+#[derive(Debug)]
+pub enum Io {
+    /// Report when the connection is readable again ([`Readiness::OnRequest`] only).
+    WaitReadable(ConnKey),
+    /// Report when the connection is writable again ([`Readiness::OnRequest`] only).
+    WaitWritable(ConnKey),
+    /// The connection is gone and its stream dropped: forget what the pump keeps for it.
+    Released(ConnKey),
+    /// The server closed: stop accepting and drop the listener.
+    StopAccepting,
+    /// A [`Handle::adopt`]ed stream, to be made non-blocking, registered and handed to
+    /// [`Driver::accept`].
+    Adopt {
+        /// The stream.
+        stream: TcpStream,
+        /// The bytes of its request read already.
+        already_read: Vec<u8>,
+    },
+}
+
+/// Why [`Driver::accept`] refused a stream (it is dropped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The server closed.
+    NotAccepting,
+    /// 2^24 connections are open.
+    TableFull,
+}
+
+/// The connection driver: owns the [`Krmx`] core, the connection table with each
+/// connection's phase (upgrade, open, closing), its outbox and its deadlines, and every
+/// per-connection rule (slow consumers, pong accounting, close replies, handshake timeouts,
+/// close lingers). It touches no clock and no reactor: each call takes `now`, read once per
+/// turn by the pump, and the streams are non-blocking.
+///
+/// A pump's turn:
+/// 1. [`poll_event`](Self::poll_event) until `None`, reacting to each (commands on the
+///    driver); `None` means every event is out and every queued byte was offered to its
+///    stream, so nothing the turn produced is left behind.
+/// 2. [`poll_io`](Self::poll_io) until `None`, carrying out each request.
+/// 3. Wait for readiness, a [`Wake`], or [`poll_timeout`](Self::poll_timeout).
+/// 4. With the new `now`: [`accept`](Self::accept), [`readable`](Self::readable),
+///    [`writable`](Self::writable), [`run_commands`](Self::run_commands), then
+///    [`tick`](Self::tick).
+pub struct Driver<S: Stream> {
+    krmx: Krmx,
+    config: Arc<KrmxConfig>,
+    transport: TransportConfig,
+    ws_config: WebSocketConfig,
+    readiness: Readiness,
+    slots: Vec<Option<Conn<S>>>,
+    free_slots: Vec<usize>,
+    next_serial: u64,
+    /// Handshake and linger deadlines in the order they were set (each kind has one fixed
+    /// length, so each queue stays sorted).
+    handshake_deadlines: VecDeque<(Instant, ConnKey)>,
+    linger_deadlines: VecDeque<(Instant, ConnKey)>,
+    /// Slots with bytes queued since they were last written.
+    dirty: Vec<usize>,
+    /// Connections over their buffer bound after a write, reported to the core after the
+    /// outputs at hand.
+    slow: Vec<ConnectionId>,
+    events: VecDeque<Event>,
+    io: VecDeque<Io>,
+    accepting: bool,
+    /// The time of the pump's current turn.
+    now: Instant,
+    commands: mpsc::Receiver<Command>,
+    command_sender: mpsc::Sender<Command>,
+    waker: Option<Arc<dyn Wake>>,
+}
+
+impl<S: Stream> Driver<S> {
+    /// A driver for a server listening on `port` (0 when it has no listener of its own): the
+    /// core is started at `now` and the `listening` event queued.
+    #[must_use]
+    pub fn new(
+        now: Instant,
+        port: u16,
+        config: KrmxConfig,
+        transport: TransportConfig,
+        readiness: Readiness,
+    ) -> Self {
+        let ws_config = crate::websocket_config(&config, &transport);
+        let (command_sender, commands) = mpsc::channel();
+        let mut driver = Self {
+            krmx: Krmx::new(config.clone()),
+            config: Arc::new(config),
+            transport,
+            ws_config,
+            readiness,
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            next_serial: 0,
+            handshake_deadlines: VecDeque::new(),
+            linger_deadlines: VecDeque::new(),
+            dirty: Vec::new(),
+            slow: Vec::new(),
+            events: VecDeque::new(),
+            io: VecDeque::new(),
+            accepting: true,
+            now,
+            commands,
+            command_sender,
+            waker: None,
+        };
+        for input in [Input::Start, Input::Listen { port }] {
+            if let Err(error) = driver.feed(input) {
+                // A new core accepts both; anything else is a bug worth seeing.
+                debug_assert!(false, "a new core refused to start: {error}");
+                tracing::error!(%error, "a new core refused to start");
+            }
+        }
+        driver
+    }
+
+    /// The time of the pump's current turn (of its last call that took `now`).
+    #[must_use]
+    pub fn turn_time(&self) -> Instant {
+        self.now
+    }
+
+    /// Starts a turn at `now` without a fact: commands through [`Commands`](crate::Commands)
+    /// then run at that time.
+    pub fn begin_turn(&mut self, now: Instant) {
+        self.now = now;
+    }
+
+    /// Sets how [`Handle`]s wake the pump. Handles exist once it is set.
+    pub fn set_waker(&mut self, waker: Arc<dyn Wake>) {
+        self.waker = Some(waker);
+    }
+
+    /// A handle for commands from other threads and tasks; `None` before
+    /// [`set_waker`](Self::set_waker).
+    #[must_use]
+    pub fn handle(&self) -> Option<Handle> {
+        self.waker
+            .as_ref()
+            .map(|waker| Handle::new(self.command_sender.clone(), Arc::clone(waker)))
+    }
+
+    /// The core, for queries.
+    #[must_use]
+    pub fn krmx(&self) -> &Krmx {
+        &self.krmx
+    }
+
+    /// The server status.
+    #[must_use]
+    pub fn status(&self) -> Status {
+        self.krmx.status()
+    }
+
+    /// Every user in join order.
+    #[must_use]
+    pub fn users(&self) -> Vec<UserInfo> {
+        self.krmx.users().collect()
+    }
+
+    /// Whether new connections are taken ([`accept`](Self::accept)); `false` once closed.
+    #[must_use]
+    pub fn is_accepting(&self) -> bool {
+        self.accepting
+    }
+
+    /// Whether the server closed and every connection is gone: the pump may end.
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.krmx.status() == Status::Closed && self.free_slots.len() == self.slots.len()
+    }
+
+    /// Feeds any core input at `now` and carries out what follows. [`Input::Close`] also stops
+    /// accepting and drops the connections still in their upgrade.
+    ///
+    /// # Errors
+    /// The core's error, for example `cannot kick a user that does not exist`.
+    pub fn input(&mut self, now: Instant, input: Input) -> Result<(), Error> {
+        self.now = now;
+        self.feed(input)
+    }
+
+    /// The next event for the application; `None` once every event is out **and** every
+    /// connection with bytes queued was written (a write that fails closes its connection,
+    /// which queues its events: they come out here before `None`). Drain it after every
+    /// turn and after every command.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        if self.events.is_empty() {
+            self.flush_dirty();
+        }
+        self.events.pop_front()
+    }
+
+    /// The next request for the pump; drain after [`poll_event`](Self::poll_event) returned
+    /// `None`.
+    pub fn poll_io(&mut self) -> Option<Io> {
+        self.io.pop_front()
+    }
+
+    /// When [`tick`](Self::tick) is due next (core timers, handshake timeouts, close lingers);
+    /// `None` when nothing is scheduled.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.krmx.poll_timeout(),
+            self.handshake_deadlines.front().map(|(at, _)| *at),
+            self.linger_deadlines.front().map(|(at, _)| *at),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Whether the pump must not wait: an event or a write is pending.
+    #[must_use]
+    pub fn has_pending(&self) -> bool {
+        !self.events.is_empty() || !self.dirty.is_empty() || !self.io.is_empty()
+    }
+
+    /// Fires what is due at `now`: core timers (auth timeouts, pings, inactivity, unlinked
+    /// timeouts), handshake timeouts and close lingers. Harmless when nothing is due.
+    pub fn tick(&mut self, now: Instant) {
+        self.now = now;
+        if self.krmx.poll_timeout().is_some_and(|at| at <= now) {
+            self.feed_fact(Input::Tick);
+        }
+        while let Some(&(at, key)) = self.handshake_deadlines.front() {
+            if at > now {
+                break;
+            }
+            self.handshake_deadlines.pop_front();
+            if self.is_handshaking(key) {
+                // A request may be waiting unread while the pump was busy (its readiness not
+                // reported yet): drive the handshake once before giving up on it.
+                self.readable(now, key);
+                if self.is_handshaking(key) {
+                    tracing::debug!(slot = key.slot(), "handshake timed out");
+                    self.release(key.slot());
+                }
+            }
+        }
+        while let Some(&(at, key)) = self.linger_deadlines.front() {
+            if at > now {
+                break;
+            }
+            self.linger_deadlines.pop_front();
+            if matches!(
+                self.conn(key),
+                Some(Conn {
+                    phase: Phase::Closing { .. },
+                    ..
+                })
+            ) {
+                tracing::debug!(slot = key.slot(), "close linger passed");
+                self.release(key.slot());
+            }
+        }
+    }
+
+    /// Takes a new stream (accepted, or adopted with the request bytes read already) and
+    /// starts its upgrade. The pump registers it under the key's [`slot`](ConnKey::slot) and
+    /// reports its readiness; bytes already there are read at once.
+    ///
+    /// # Errors
+    /// The server closed, or the table is full: the stream is dropped.
+    pub fn accept(
+        &mut self,
+        now: Instant,
+        stream: S,
+        already_read: Vec<u8>,
+    ) -> Result<ConnKey, Refusal> {
+        self.now = now;
+        if !self.accepting {
+            return Err(Refusal::NotAccepting);
+        }
+        let slot = match self.free_slots.pop() {
+            Some(slot) => slot,
+            None if self.slots.len() < 1 << SLOT_BITS => {
+                self.slots.push(None);
+                self.slots.len() - 1
+            }
+            None => return Err(Refusal::TableFull),
+        };
+        let check = RequestCheck::new(Arc::clone(&self.config));
+        let target = check.target_slot();
+        let handshake = ServerHandshake::start(
+            Socket::new(stream, already_read),
+            check,
+            Some(self.ws_config),
+        );
+        let serial = self.next_serial;
+        self.next_serial += 1;
+        let key = ConnKey::new(serial, slot);
+        if let Some(entry) = self.slots.get_mut(slot) {
+            *entry = Some(Conn {
+                serial,
+                phase: Phase::Handshaking {
+                    mid: Some(Box::new(handshake)),
+                    target,
+                },
+                dirty: false,
+                awaiting_writable: false,
+                shut: false,
+            });
+        }
+        self.handshake_deadlines
+            .push_back((now + self.transport.handshake_timeout_value(), key));
+        Ok(key)
+    }
+
+    /// The key of the connection in `slot`, for pumps that know only the slot (a mio token).
+    #[must_use]
+    pub fn key_at(&self, slot: usize) -> Option<ConnKey> {
+        match self.slots.get(slot) {
+            Some(Some(conn)) => Some(ConnKey::new(conn.serial, slot)),
+            _ => None,
+        }
+    }
+
+    /// The stream of a connection, to register it with the pump's reactor.
+    pub fn stream_mut(&mut self, key: ConnKey) -> Option<&mut S> {
+        self.conn_mut(key)?
+            .socket_mut()
+            .map(|socket| &mut socket.stream)
+    }
+
+    /// Drops a connection the pump could not register (it never reached the core).
+    pub fn abort(&mut self, key: ConnKey) {
+        if self.conn(key).is_some() {
+            self.release(key.slot());
+        }
+    }
+
+    /// The connection is readable (or its peer hung up, or it broke): reads everything there
+    /// is, feeding each message to the core. Stale keys are ignored.
+    pub fn readable(&mut self, now: Instant, key: ConnKey) {
+        self.now = now;
+        let Some(conn) = self.conn_mut(key) else {
+            return;
+        };
+        let (handshake, target) = match &mut conn.phase {
+            Phase::Handshaking { mid, target } => (mid.take(), target.clone()),
+            Phase::Open { .. } => return self.read_messages(key),
+            Phase::Closing { ws } => {
+                if ws.get_mut().discard_input() {
+                    self.release(key.slot());
+                } else {
+                    self.wait_readable(key);
+                }
+                return;
+            }
+        };
+        let Some(handshake) = handshake else {
+            return;
+        };
+        match handshake.handshake() {
+            Ok(ws) => self.opened(key, ws, &target),
+            Err(HandshakeError::Interrupted(again)) => {
+                if let Some(Conn {
+                    phase: Phase::Handshaking { mid, .. },
+                    ..
+                }) = self.conn_mut(key)
+                {
+                    *mid = Some(Box::new(again));
+                }
+                self.wait_readable(key);
+            }
+            Err(HandshakeError::Failure(error)) => {
+                // A refused upgrade's response was written with the handshake's last step.
+                tracing::debug!(%error, "handshake failed");
+                self.release(key.slot());
+            }
+        }
+    }
+
+    /// The connection is writable again: writes what it takes. Stale keys are ignored.
+    pub fn writable(&mut self, now: Instant, key: ConnKey) {
+        self.now = now;
+        if let Some(conn) = self.conn_mut(key) {
+            conn.awaiting_writable = false;
+            self.write_slot(key.slot());
+        }
+    }
+
+    /// Carries out every command sent through [`Handle`]s so far.
+    pub fn run_commands(&mut self, now: Instant) {
+        self.now = now;
+        while let Ok(command) = self.commands.try_recv() {
+            self.command(command);
+        }
+    }
+
+    fn command(&mut self, command: Command) {
+        // A dropped reply means nobody waits for the answer.
+        match command {
+            Command::Input { input, reply } => {
+                let result = self.feed(input).map_err(CommandError::Core);
+                drop(reply.try_send(result));
+            }
+            Command::Users(reply) => drop(reply.try_send(Ok(self.users()))),
+            Command::Status(reply) => drop(reply.try_send(Ok(self.status()))),
+            Command::Adopt {
+                stream,
+                already_read,
+                reply,
+            } => {
+                let result = if self.accepting {
+                    self.io.push_back(Io::Adopt {
+                        stream,
+                        already_read,
+                    });
+                    Ok(())
+                } else {
+                    tracing::debug!("adopted connection dropped: the server closed");
+                    Err(CommandError::NotAccepting)
+                };
+                drop(reply.try_send(result));
+            }
+        }
+    }
+
+    // ----- the table -----
+
+    fn conn(&self, key: ConnKey) -> Option<&Conn<S>> {
+        match self.slots.get(key.slot()) {
+            Some(Some(conn)) if conn.serial == key.serial() => Some(conn),
+            _ => None,
+        }
+    }
+
+    fn conn_mut(&mut self, key: ConnKey) -> Option<&mut Conn<S>> {
+        match self.slots.get_mut(key.slot()) {
+            Some(Some(conn)) if conn.serial == key.serial() => Some(conn),
+            _ => None,
+        }
+    }
+
+    fn is_handshaking(&self, key: ConnKey) -> bool {
+        matches!(
+            self.conn(key),
+            Some(Conn {
+                phase: Phase::Handshaking { .. },
+                ..
+            })
+        )
+    }
+
+    /// The open connection the core knows as `id`: the slot is part of the id, so a delivery
+    /// does no lookup.
+    fn open_socket(&mut self, id: ConnectionId) -> Option<&mut Socket<S>> {
+        match &mut self.conn_mut(ConnKey::of(id))?.phase {
+            Phase::Open { ws, .. } => Some(ws.get_mut()),
+            _ => None,
+        }
+    }
+
+    fn mark_dirty(&mut self, slot: usize) {
+        if let Some(Some(conn)) = self.slots.get_mut(slot) {
+            if !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(slot);
+            }
+        }
+    }
+
+    fn wait_readable(&mut self, key: ConnKey) {
+        if self.readiness == Readiness::OnRequest {
+            self.io.push_back(Io::WaitReadable(key));
+        }
+    }
+
+    /// Frees a slot and drops its stream. A connection the core still knows is reported
+    /// closed first.
+    fn release(&mut self, slot: usize) {
+        let Some(entry) = self.slots.get_mut(slot) else {
+            return;
+        };
+        let Some(conn) = entry.take() else {
+            return;
+        };
+        let key = ConnKey::new(conn.serial, slot);
+        self.free_slots.push(slot);
+        self.io.push_back(Io::Released(key));
+        if let Phase::Open { id, .. } = conn.phase {
+            drop(conn);
+            self.feed_fact(Input::ConnectionClosed { conn: id });
+        }
+    }
+
+    // ----- reading -----
+
+    fn opened(&mut self, key: ConnKey, ws: tungstenite::WebSocket<Socket<S>>, target: &TargetSlot) {
+        let id = ConnectionId::new(key.0);
+        let Some(conn) = self.conn_mut(key) else {
+            return;
+        };
+        conn.phase = Phase::Open {
+            ws: Box::new(ws),
+            id,
+        };
+        self.mark_dirty(key.slot());
+        let target = target.take();
+        self.feed_fact(Input::ConnectionOpened { conn: id, target });
+        self.read_messages(key);
+    }
+
+    /// Reads every complete message the stream has and feeds each to the core, until the
+    /// stream would block, ends or breaks.
+    fn read_messages(&mut self, key: ConnKey) {
+        let limit = self.config.max_buffered_bytes_value();
+        loop {
+            let Some(Conn {
+                phase: Phase::Open { ws, id },
+                ..
+            }) = self.conn_mut(key)
+            else {
+                return;
+            };
+            let id = *id;
+            let step = step(ws.read(), id);
+            let socket = ws.get_mut();
+            if socket.outbox.buffered() > limit {
+                // tungstenite answers every ping with a pong, written into the outbox while
+                // reading: a peer that floods pings and does not read would grow it without
+                // bound. Past the limit after a write it is a slow consumer like any other.
+                if let Err(error) = socket.flush_outbox() {
+                    tracing::debug!(%id, %error, "write failed");
+                    self.release(key.slot());
+                    return;
+                }
+            }
+            let buffered = socket.outbox.buffered();
+            if buffered > 0 {
+                self.mark_dirty(key.slot());
+            }
+            if buffered > limit {
+                tracing::debug!(%id, "slow consumer (pongs)");
+                self.feed_fact(Input::Violation {
+                    conn: id,
+                    violation: Violation::SlowConsumer,
+                });
+            }
+            match step {
+                Step::Input(input) => self.feed_fact(input),
+                Step::Nothing => {}
+                Step::WouldBlock => {
+                    self.wait_readable(key);
+                    return;
+                }
+                Step::PeerClosed => {
+                    self.peer_closed(key, id);
+                    return;
+                }
+                Step::Gone => {
+                    self.release(key.slot());
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The peer sent a close frame: tungstenite queued its reply, to be written on its next
+    /// call, which would never come; it goes into the outbox now. The core learns first (the
+    /// user is unlinked), then the reply goes out within the linger.
+    fn peer_closed(&mut self, key: ConnKey, id: ConnectionId) {
+        let Some(conn) = self.conn_mut(key) else {
+            return;
+        };
+        let phase = std::mem::replace(
+            &mut conn.phase,
+            Phase::Handshaking {
+                mid: None,
+                target: TargetSlot::default(),
+            },
+        );
+        let Phase::Open { mut ws, .. } = phase else {
+            conn.phase = phase;
+            return;
+        };
+        // Writes into the outbox: only a broken stream fails, which the next write shows.
+        if let Err(error) = ws.flush() {
+            tracing::debug!(%id, %error, "close reply not queued");
+        }
+        conn.phase = Phase::Closing { ws };
+        self.linger(key);
+        self.feed_fact(Input::ConnectionClosed { conn: id });
+        self.wait_readable(key);
+    }
+
+    fn linger(&mut self, key: ConnKey) {
+        self.linger_deadlines
+            .push_back((self.now + self.transport.close_linger_value(), key));
+        self.mark_dirty(key.slot());
+    }
+
+    // ----- writing -----
+
+    /// Writes every connection marked dirty. A write that fails closes its connection, which
+    /// queues messages for others and marks them dirty in turn: those are written too.
+    fn flush_dirty(&mut self) {
+        let mut batch = std::mem::take(&mut self.dirty);
+        while !batch.is_empty() {
+            for &slot in &batch {
+                if let Some(Some(conn)) = self.slots.get_mut(slot) {
+                    conn.dirty = false;
+                }
+                self.write_slot(slot);
+            }
+            batch.clear();
+            std::mem::swap(&mut batch, &mut self.dirty);
+        }
+        // Keep the allocation for the next round.
+        self.dirty = batch;
+    }
+
+    /// Writes what the stream takes. A closing connection whose bytes are all out is shut down
+    /// for writing; a failed write releases the connection.
+    fn write_slot(&mut self, slot: usize) {
+        let Some(Some(conn)) = self.slots.get_mut(slot) else {
+            return;
+        };
+        if conn.awaiting_writable || conn.shut {
+            return;
+        }
+        let key = ConnKey::new(conn.serial, slot);
+        let closing = matches!(conn.phase, Phase::Closing { .. });
+        let Some(socket) = conn.socket_mut() else {
+            return;
+        };
+        match socket.flush_outbox() {
+            Ok(true) if closing => {
+                socket.stream.shutdown_write();
+                conn.shut = true;
+            }
+            Ok(true) => {}
+            Ok(false) => {
+                if self.readiness == Readiness::OnRequest {
+                    conn.awaiting_writable = true;
+                    self.io.push_back(Io::WaitWritable(key));
+                }
+            }
+            Err(error) => {
+                tracing::debug!(%error, slot, "write failed");
+                self.release(slot);
+            }
+        }
+    }
+
+    // ----- the core -----
+
+    /// Feeds the core and carries out its outputs.
+    fn feed(&mut self, input: Input) -> Result<(), Error> {
+        let result = self.krmx.handle_input(self.now, input);
+        self.carry_out();
+        result
+    }
+
+    /// Feeds the core a fact about a connection the driver knows as open, which the core
+    /// cannot refuse; a refusal is a driver bug, reported loudly.
+    fn feed_fact(&mut self, input: Input) {
+        if let Err(error) = self.feed(input) {
+            debug_assert!(false, "the core refused a network fact: {error}");
+            tracing::error!(%error, "the core refused a network fact");
+        }
+    }
+
+    /// Carries out every queued core output; connections over their bound are reported to
+    /// the core as slow consumers once the outputs at hand are out.
+    fn carry_out(&mut self) {
+        loop {
+            while let Some(batch) = self.krmx.poll_output_batch() {
+                match batch {
+                    OutputBatch::Broadcast { text, to } => {
+                        for to in to {
+                            self.send_text(to, &text);
+                        }
+                    }
+                    OutputBatch::One(output) => self.carry_out_one(output),
+                }
+            }
+            if self.slow.is_empty() {
+                return;
+            }
+            for conn in std::mem::take(&mut self.slow) {
+                if self.open_socket(conn).is_some() {
+                    tracing::debug!(%conn, "slow consumer");
+                    let violation = Violation::SlowConsumer;
+                    if let Err(error) = self
+                        .krmx
+                        .handle_input(self.now, Input::Violation { conn, violation })
+                    {
+                        debug_assert!(false, "the core refused a slow consumer: {error}");
+                    }
+                }
+            }
+        }
+    }
+
+    fn carry_out_one(&mut self, output: Output) {
+        match output {
+            Output::Send { to, text } => self.send_text(to, &text),
+            Output::Ping { to } => {
+                if let Some(socket) = self.open_socket(to) {
+                    socket.outbox.push_ping();
+                    self.mark_dirty(ConnKey::of(to).slot());
+                }
+            }
+            Output::Close { to, code, reason } => self.start_closing(to, code.0, reason),
+            Output::Event(event) => {
+                if matches!(event, Event::Closed) {
+                    self.stop_accepting();
+                }
+                self.events.push_back(event);
+            }
+        }
+    }
+
+    /// Queues a text frame for `to`; a connection over its bound even after a write is added
+    /// to the slow consumers.
+    fn send_text(&mut self, to: ConnectionId, text: &Text) {
+        let limit = self.config.max_buffered_bytes_value();
+        let Some(socket) = self.open_socket(to) else {
+            return;
+        };
+        socket.outbox.push_text_frame(text);
+        // Over the limit too: a burst within one turn is not a slow consumer while the kernel
+        // still takes the bytes.
+        let over = socket.outbox.buffered() > limit;
+        let slot = ConnKey::of(to).slot();
+        if socket.outbox.is_batch_full() || over {
+            self.write_slot(slot);
+            if self
+                .open_socket(to)
+                .is_some_and(|s| s.outbox.buffered() > limit)
+                && !self.slow.contains(&to)
+            {
+                self.slow.push(to);
+            }
+        }
+        self.mark_dirty(slot);
+    }
+
+    /// Queues a close frame; the core has forgotten the connection already.
+    fn start_closing(&mut self, id: ConnectionId, code: u16, reason: &str) {
+        let key = ConnKey::of(id);
+        let Some(conn) = self.conn_mut(key) else {
+            return;
+        };
+        let phase = std::mem::replace(
+            &mut conn.phase,
+            Phase::Handshaking {
+                mid: None,
+                target: TargetSlot::default(),
+            },
+        );
+        let Phase::Open { mut ws, .. } = phase else {
+            conn.phase = phase;
+            return;
+        };
+        ws.get_mut().outbox.push_close(code, reason);
+        conn.phase = Phase::Closing { ws };
+        self.linger(key);
+    }
+
+    /// The server closed: no new connections; those still in their upgrade are no Krmx
+    /// connections yet and are dropped now rather than keeping the server from finishing.
+    fn stop_accepting(&mut self) {
+        if !self.accepting {
+            return;
+        }
+        self.accepting = false;
+        self.io.push_back(Io::StopAccepting);
+        let upgrading: Vec<usize> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, conn)| {
+                matches!(
+                    conn,
+                    Some(Conn {
+                        phase: Phase::Handshaking { .. },
+                        ..
+                    })
+                )
+            })
+            .map(|(slot, _)| slot)
+            .collect();
+        for slot in upgrading {
+            self.release(slot);
+        }
+    }
+}
+
+impl<S: Stream> std::fmt::Debug for Driver<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("status", &self.krmx.status())
+            .field("connections", &(self.slots.len() - self.free_slots.len()))
+            .finish_non_exhaustive()
+    }
+}

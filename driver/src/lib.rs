@@ -1,0 +1,70 @@
+//! The connection driver of the Krmx transports: everything between the [`krmx_core`] state
+//! machine and the sockets, written once and sans-IO, so that the mio and smol transports are
+//! only readiness pumps around it.
+//!
+//! Three layers:
+//! - [`krmx_core::Krmx`] decides the protocol: inputs in, outputs out, time passed in.
+//! - [`Driver`] owns the connection table: each connection's WebSocket upgrade, phase, outbox
+//!   and deadlines, and every per-connection rule (slow consumers, pong accounting, close
+//!   replies, handshake timeouts, close lingers). It reads and writes non-blocking
+//!   [`Stream`]s, takes `now` from its pump and answers what to wait for ([`Io`],
+//!   [`Driver::poll_timeout`]).
+//! - A runtime pump (`krmx-transport-mio`, `krmx-transport-smol`) registers streams, waits
+//!   for readiness, commands and the deadline, and hands those facts to the driver.
+//!
+//! [`Handle`] and [`AuthResponder`] are the same on every runtime.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod client;
+mod commands;
+mod config;
+mod conn;
+mod driver;
+mod handle;
+mod handshake;
+mod ids;
+mod outbox;
+mod read_ahead;
+mod reading;
+mod socket;
+mod stream;
+
+pub use client::{
+    ClientFailure, ClientOptions, ClientRead, ClientWait, DEFAULT_CLIENT_TIMEOUT, client_read,
+    client_target,
+};
+pub use commands::Commands;
+pub use config::{
+    DEFAULT_CLOSE_LINGER, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READ_BUFFER_BYTES, TransportConfig,
+};
+pub use driver::{ConnKey, Driver, Io, Readiness, Refusal};
+pub use handle::{AuthResponder, CommandError, Handle, Reply, Wake};
+pub use stream::Stream;
+
+/// Plumbing of the driver that the benchmark's bare WebSocket peers (`krmx-load`) reuse, so
+/// that they measure the same write and read paths. Not part of the API: no stability promise.
+#[doc(hidden)]
+pub mod plumbing {
+    pub use crate::ids::{IdHasher, IdMap};
+    pub use crate::outbox::Outbox;
+    pub use crate::read_ahead::{ReadAhead, SCRATCH_BYTES};
+}
+
+use krmx_core::KrmxConfig;
+use tungstenite::protocol::WebSocketConfig;
+
+/// tungstenite's settings for a Krmx connection: a small read buffer, no write buffering in
+/// tungstenite (the driver queues frames itself), and the core's message-size limit for both
+/// messages and frames.
+pub(crate) fn websocket_config(
+    config: &KrmxConfig,
+    transport: &TransportConfig,
+) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(transport.read_buffer_bytes_value())
+        .write_buffer_size(0)
+        .max_write_buffer_size(usize::MAX)
+        .max_message_size(Some(config.max_message_bytes_value()))
+        .max_frame_size(Some(config.max_message_bytes_value()))
+}
