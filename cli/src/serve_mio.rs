@@ -32,20 +32,10 @@ pub(crate) fn serve<W: Write>(
     let mut events = Events::with_capacity(1024);
     loop {
         app.drain(server.commands())?;
-        let timeout = server.before_poll();
         if server.is_finished() {
             return Ok(());
         }
-        if let Err(error) = poll.poll(&mut events, timeout) {
-            if error.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(error);
-        }
-        for event in &events {
-            server.handle_event(event);
-        }
-        server.handle_timeout();
+        server.turn(&mut poll, &mut events)?;
         while let Ok(control) = controls.try_recv() {
             let flow = match control {
                 Control::Line(line) => app.on_line(server.commands(), &line)?,

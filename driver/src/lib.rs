@@ -23,7 +23,7 @@ mod conn;
 mod driver;
 mod handle;
 mod handshake;
-mod ids;
+
 mod outbox;
 mod read_ahead;
 mod reading;
@@ -46,7 +46,6 @@ pub use stream::Stream;
 /// that they measure the same write and read paths. Not part of the API: no stability promise.
 #[doc(hidden)]
 pub mod plumbing {
-    pub use crate::ids::{IdHasher, IdMap};
     pub use crate::outbox::Outbox;
     pub use crate::read_ahead::{ReadAhead, SCRATCH_BYTES};
 }

@@ -17,7 +17,7 @@ enum Chunk {
     /// Whole frames copied in (small messages, control frames, tungstenite's writes).
     Run(Vec<u8>),
     /// The header of the frame whose payload follows as [`Chunk::Shared`].
-    Header { bytes: [u8; MAX_HEADER], len: u8 },
+    Header(Header),
     /// A large payload shared with every other recipient of the same broadcast.
     Shared(Arc<str>),
 }
@@ -26,7 +26,7 @@ impl Chunk {
     fn bytes(&self) -> &[u8] {
         match self {
             Self::Run(bytes) => bytes,
-            Self::Header { bytes, len } => bytes.get(..usize::from(*len)).unwrap_or_default(),
+            Self::Header(header) => header.as_bytes(),
             Self::Shared(text) => text.as_bytes(),
         }
     }
@@ -34,6 +34,9 @@ impl Chunk {
 
 /// The longest header of an unmasked frame: 2 bytes and an 8-byte length.
 const MAX_HEADER: usize = 10;
+
+/// The longest close reason: a control frame's payload is at most 125 bytes, 2 of them the code.
+const MAX_CLOSE_REASON: usize = 123;
 
 /// How many chunks one vectored write hands to the kernel at most.
 const MAX_IOVECS: usize = 64;
@@ -79,17 +82,12 @@ impl Outbox {
 
     /// Queues an unmasked text frame carrying `text` (server frames are never masked).
     pub fn push_text_frame(&mut self, text: &Text) {
-        let (header, len) = frame_header(0x1, text.len());
-        let header = header.get(..usize::from(len)).unwrap_or_default();
+        let header = Header::new(0x1, text.len());
         if text.len() <= MAX_COPIED_PAYLOAD {
-            self.append(&[header, text.as_bytes()]);
+            self.append(&[header.as_bytes(), text.as_bytes()]);
         } else {
-            self.buffered += header.len() + text.len();
-            let mut bytes = [0; MAX_HEADER];
-            if let Some(dst) = bytes.get_mut(..header.len()) {
-                dst.copy_from_slice(header);
-            }
-            self.chunks.push_back(Chunk::Header { bytes, len });
+            self.buffered += header.as_bytes().len() + text.len();
+            self.chunks.push_back(Chunk::Header(header));
             self.chunks.push_back(Chunk::Shared(text.shared()));
         }
     }
@@ -101,17 +99,13 @@ impl Outbox {
 
     /// Queues a close frame with a code and a reason (truncated to fit a control frame).
     pub fn push_close(&mut self, code: u16, reason: &str) {
-        let mut reason = reason;
-        while reason.len() > 123 {
-            let mut end = 123;
-            while !reason.is_char_boundary(end) {
-                end -= 1;
-            }
-            reason = reason.get(..end).unwrap_or_default();
+        let mut end = reason.len().min(MAX_CLOSE_REASON);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
         }
-        let (header, len) = frame_header(0x8, 2 + reason.len());
-        let header = header.get(..usize::from(len)).unwrap_or_default();
-        self.append(&[header, &code.to_be_bytes(), reason.as_bytes()]);
+        let reason = reason.as_bytes().split_at(end).0;
+        let header = Header::new(0x8, 2 + reason.len());
+        self.append(&[header.as_bytes(), &code.to_be_bytes(), reason]);
     }
 
     /// Queues raw bytes (written by tungstenite: handshake responses, pongs, close replies).
@@ -157,13 +151,22 @@ impl Outbox {
             for (slot, chunk) in slices.iter_mut().zip(self.chunks.iter()) {
                 let bytes = chunk.bytes();
                 *slot = IoSlice::new(if count == 0 {
-                    bytes.get(self.front_written..).unwrap_or_default()
+                    debug_assert!(
+                        self.front_written < bytes.len(),
+                        "a written chunk is popped"
+                    );
+                    // Less than the front chunk's length: `consume` pops a chunk once written.
+                    #[allow(clippy::indexing_slicing)]
+                    &bytes[self.front_written..]
                 } else {
                     bytes
                 });
                 count += 1;
             }
-            let written = match socket.write_vectored(slices.get(..count).unwrap_or_default()) {
+            // At most `MAX_IOVECS`: the zip above stops at the array's end.
+            #[allow(clippy::indexing_slicing)]
+            let slices = &slices[..count];
+            let written = match socket.write_vectored(slices) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
@@ -196,21 +199,42 @@ impl Outbox {
     }
 }
 
-/// The header of an unmasked, final frame with this opcode and payload length, and its length.
-fn frame_header(opcode: u8, len: usize) -> ([u8; MAX_HEADER], u8) {
-    let mut header = [0; MAX_HEADER];
-    header[0] = 0x80 | opcode;
-    if len < 126 {
-        header[1] = len as u8;
-        (header, 2)
-    } else if let Ok(len) = u16::try_from(len) {
-        header[1] = 126;
-        header[2..4].copy_from_slice(&len.to_be_bytes());
-        (header, 4)
-    } else {
-        header[1] = 127;
-        header[2..10].copy_from_slice(&(len as u64).to_be_bytes());
-        (header, 10)
+/// The header of an unmasked, final frame: the first `len` bytes of `bytes`.
+#[derive(Debug, Clone, Copy)]
+struct Header {
+    bytes: [u8; MAX_HEADER],
+    /// 2, 4 or 10, set only by [`Header::new`].
+    len: u8,
+}
+
+impl Header {
+    /// The header of a frame with this opcode and payload length.
+    fn new(opcode: u8, payload: usize) -> Self {
+        let mut bytes = [0; MAX_HEADER];
+        let (first, rest) = bytes.split_at_mut(2);
+        let len = if payload < 126 {
+            first.copy_from_slice(&[0x80 | opcode, payload as u8]);
+            2
+        } else if let Ok(payload) = u16::try_from(payload) {
+            first.copy_from_slice(&[0x80 | opcode, 126]);
+            rest.split_at_mut(2)
+                .0
+                .copy_from_slice(&payload.to_be_bytes());
+            4
+        } else {
+            first.copy_from_slice(&[0x80 | opcode, 127]);
+            rest.copy_from_slice(&(payload as u64).to_be_bytes());
+            10
+        };
+        Self { bytes, len }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        let len = usize::from(self.len);
+        debug_assert!(len <= MAX_HEADER, "a header is at most {MAX_HEADER} bytes");
+        // `len` is 2, 4 or 10 by construction: the whole header, never a payload without it.
+        #[allow(clippy::indexing_slicing)]
+        &self.bytes[..len]
     }
 }
 
@@ -240,13 +264,27 @@ mod tests {
 
     #[test]
     fn frame_headers_use_the_three_length_forms() {
-        let header = |len| {
-            let (bytes, n) = frame_header(1, len);
-            bytes[..usize::from(n)].to_vec()
-        };
+        let header = |len| Header::new(1, len).as_bytes().to_vec();
         assert_eq!(header(5), vec![0x81, 5]);
+        assert_eq!(header(125), vec![0x81, 125]);
+        assert_eq!(header(65_535), vec![0x81, 126, 0xff, 0xff]);
         assert_eq!(header(126), vec![0x81, 126, 0, 126]);
         assert_eq!(header(65_536), vec![0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0]);
+    }
+
+    #[test]
+    fn close_reasons_are_cut_at_a_character_boundary_to_fit_a_control_frame() {
+        let mut outbox = Outbox::default();
+        let reason = "é".repeat(100); // 200 bytes
+        outbox.push_close(1008, &reason);
+        let mut socket = Trickle {
+            written: Vec::new(),
+            limit: usize::MAX,
+        };
+        assert!(outbox.write_to(&mut socket).unwrap());
+        // 2 header bytes, the code, then 61 whole characters (122 bytes).
+        assert_eq!(socket.written[..4], [0x88, 124, 0x03, 0xf0]);
+        assert_eq!(socket.written[4..], "é".repeat(61).into_bytes()[..]);
     }
 
     #[test]

@@ -18,7 +18,7 @@ thread_local! {
 /// part of the HTTP request itself, or read from the socket past what the reader asked for.
 ///
 /// ```
-/// use krmx_driver::ReadAhead;
+/// use krmx_driver::plumbing::ReadAhead;
 /// use std::task::Poll;
 ///
 /// let mut ahead = ReadAhead::new(b"GET".to_vec());

@@ -3,7 +3,7 @@
 
 use crate::TIMEOUT;
 use krmx_core::{AuthDecision, AuthId, Error, Event, Input, KrmxConfig, Message, Status};
-use krmx_transport_mio::{CommandError, Handle, Reply};
+use krmx_transport_mio::{CommandError, Handle, Reply, TransportConfig};
 use serde_json::Value;
 use std::io;
 use std::net::{SocketAddr, TcpStream};
@@ -99,6 +99,15 @@ impl Setup {
             handshake_timeout: None,
             close_linger: Duration::from_secs(1),
             hook: None,
+        }
+    }
+
+    /// The transport settings the setup asks for, on either transport.
+    pub(crate) fn transport(&self) -> TransportConfig {
+        let transport = TransportConfig::default().close_linger(self.close_linger);
+        match self.handshake_timeout {
+            Some(timeout) => transport.handshake_timeout(timeout),
+            None => transport,
         }
     }
 

@@ -3,21 +3,15 @@
 
 use crate::TIMEOUT;
 use crate::server::{RunningServer, ServerEvent, Setup, apply_hook};
-use krmx_transport_mio::{Server, TransportConfig, run};
+use krmx_transport_mio::{Server, run};
 use std::net::SocketAddr;
 use std::sync::mpsc;
 
 pub(crate) fn start(setup: Setup) -> RunningServer {
+    let transport = setup.transport();
     let Setup {
-        config,
-        handshake_timeout,
-        close_linger,
-        mut hook,
+        config, mut hook, ..
     } = setup;
-    let mut transport = TransportConfig::default().close_linger(close_linger);
-    if let Some(timeout) = handshake_timeout {
-        transport = transport.handshake_timeout(timeout);
-    }
     let any_port: SocketAddr = "127.0.0.1:0".parse().expect("an address");
     let server = Server::bind(any_port, config, transport).expect("binding the mio server");
     let addr = server

@@ -2,20 +2,14 @@
 //! with a synchronous handler, commanded through its `Handle`.
 
 use crate::server::{RunningServer, ServerEvent, Setup, apply_hook};
-use krmx_transport_smol::{Server, TransportConfig};
+use krmx_transport_smol::Server;
 use std::sync::mpsc;
 
 pub(crate) fn start(setup: Setup) -> RunningServer {
+    let transport = setup.transport();
     let Setup {
-        config,
-        handshake_timeout,
-        close_linger,
-        mut hook,
+        config, mut hook, ..
     } = setup;
-    let mut transport = TransportConfig::default().close_linger(close_linger);
-    if let Some(timeout) = handshake_timeout {
-        transport = transport.handshake_timeout(timeout);
-    }
     let server = smol::block_on(Server::bind("127.0.0.1:0", config, transport)).expect("bind");
     let addr = server.local_addr().expect("addr");
     let handle = server.handle();

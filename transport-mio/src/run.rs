@@ -16,7 +16,7 @@ use std::io;
 /// let server = Server::bind("127.0.0.1:8082".parse().unwrap(), KrmxConfig::default(), TransportConfig::default())?;
 /// run(server, |server, event| {
 ///     if let Event::Message { message, .. } = event {
-///         let _ = server.broadcast(message, None); // a relay
+///         let _ = server.commands().broadcast(message, None); // a relay
 ///     }
 /// })?;
 /// # Ok::<(), std::io::Error>(())
@@ -34,19 +34,9 @@ pub fn run(mut server: Server, mut handler: impl FnMut(&mut Server, Event)) -> i
         while let Some(event) = server.poll_event() {
             handler(&mut server, event);
         }
-        let timeout = server.before_poll();
         if server.is_finished() {
             return Ok(());
         }
-        if let Err(error) = poll.poll(&mut events, timeout) {
-            if error.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(error);
-        }
-        for event in &events {
-            server.handle_event(event);
-        }
-        server.handle_timeout();
+        server.turn(&mut poll, &mut events)?;
     }
 }

@@ -4,7 +4,7 @@ use crate::stream::Tcp;
 use krmx_core::{Event, KrmxConfig};
 use krmx_driver::{Commands, ConnKey, Driver, Handle, Io, Readiness, TransportConfig, Wake};
 use mio::net::{TcpListener, TcpStream};
-use mio::{Interest, Registry, Token, Waker};
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -190,6 +190,29 @@ impl Server {
         self.driver
             .poll_timeout()
             .map(|at| at.saturating_duration_since(now))
+    }
+
+    /// One turn on a poll the server was [`register`](Self::register)ed with: waits for
+    /// readiness, a wake or the next deadline (not at all while anything is pending), then
+    /// hands every readiness and due deadline to the driver. Drain
+    /// [`poll_event`](Self::poll_event) between turns. Readiness of your own tokens on the same
+    /// poll is dropped: use the separate calls (as in the embedded loop above) to keep it.
+    ///
+    /// # Errors
+    /// Polling failed (an interrupted poll is no error: the turn just ends early).
+    pub fn turn(&mut self, poll: &mut Poll, events: &mut Events) -> io::Result<()> {
+        let timeout = self.before_poll();
+        match poll.poll(events, timeout) {
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+            Ok(()) => {
+                for event in events.iter() {
+                    self.handle_event(event);
+                }
+            }
+        }
+        self.handle_timeout();
+        Ok(())
     }
 
     /// Handles one readiness event. Returns `false` when the token is not the server's.

@@ -1,0 +1,378 @@
+//! The driver without sockets: in-memory streams, a virtual clock, every fact handed in by
+//! hand. What a pump must be able to rely on is pinned here, transport by transport being only
+//! readiness around it.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use krmx_core::{Event, KrmxConfig, Message};
+use krmx_driver::{Commands, ConnKey, Driver, Io, Readiness, Stream, TransportConfig};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// One end of an in-memory connection, as the driver sees it.
+#[derive(Default)]
+struct Pipe {
+    /// Bytes the client sent, not yet read by the driver.
+    inbound: VecDeque<u8>,
+    /// Bytes the driver wrote.
+    outbound: Vec<u8>,
+    /// The client closed its side: reads end.
+    eof: bool,
+    /// The connection was reset: every read and write fails.
+    reset: bool,
+    /// Bytes the kernel would still take; `None` for no limit.
+    room: Option<usize>,
+    shut: bool,
+}
+
+#[derive(Clone, Default)]
+struct Fake(Rc<RefCell<Pipe>>);
+
+impl Read for Fake {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut pipe = self.0.borrow_mut();
+        if pipe.reset {
+            return Err(io::ErrorKind::ConnectionReset.into());
+        }
+        if pipe.inbound.is_empty() {
+            return if pipe.eof {
+                Ok(0)
+            } else {
+                Err(io::ErrorKind::WouldBlock.into())
+            };
+        }
+        let n = buf.len().min(pipe.inbound.len());
+        for (slot, byte) in buf.iter_mut().zip(pipe.inbound.drain(..n)) {
+            *slot = byte;
+        }
+        Ok(n)
+    }
+}
+
+impl Write for Fake {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut pipe = self.0.borrow_mut();
+        if pipe.reset {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        let n = pipe.room.map_or(buf.len(), |room| room.min(buf.len()));
+        if n == 0 && !buf.is_empty() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        if let Some(room) = &mut pipe.room {
+            *room -= n;
+        }
+        pipe.outbound.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Stream for Fake {
+    fn shutdown_write(&mut self) {
+        self.0.borrow_mut().shut = true;
+    }
+}
+
+impl Fake {
+    fn send(&self, bytes: &[u8]) {
+        self.0.borrow_mut().inbound.extend(bytes);
+    }
+
+    /// A masked text frame from the client.
+    fn send_text(&self, text: &str) {
+        let payload = text.as_bytes();
+        let mut frame = vec![0x81];
+        if payload.len() < 126 {
+            frame.push(0x80 | payload.len() as u8);
+        } else {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        }
+        let mask = [1, 2, 3, 4];
+        frame.extend_from_slice(&mask);
+        frame.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+        self.send(&frame);
+    }
+
+    /// Every text message the driver wrote after the upgrade response, taken.
+    fn texts(&self) -> Vec<String> {
+        let mut pipe = self.0.borrow_mut();
+        let bytes = std::mem::take(&mut pipe.outbound);
+        let mut at = match bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+            Some(end) if bytes.starts_with(b"HTTP/1.1") => end + 4,
+            _ => 0,
+        };
+        let mut texts = Vec::new();
+        while at + 2 <= bytes.len() {
+            let opcode = bytes[at] & 0x0f;
+            let (len, header) = match bytes[at + 1] & 0x7f {
+                126 => (
+                    usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]])),
+                    4,
+                ),
+                127 => panic!("no test sends that much"),
+                n => (usize::from(n), 2),
+            };
+            let payload = &bytes[at + header..at + header + len];
+            if opcode == 1 {
+                texts.push(String::from_utf8(payload.to_vec()).unwrap());
+            } else {
+                texts.push(format!("<opcode {opcode}: {payload:?}>"));
+            }
+            at += header + len;
+        }
+        texts
+    }
+}
+
+const UPGRADE: &[u8] = b"GET / HTTP/1.1\r\nHost: krmx\r\nUpgrade: websocket\r\n\
+Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+Sec-WebSocket-Version: 13\r\n\r\n";
+
+struct World {
+    driver: Driver<Fake>,
+    now: Instant,
+}
+
+impl World {
+    fn new(readiness: Readiness) -> Self {
+        Self::with(KrmxConfig::default(), TransportConfig::default(), readiness)
+    }
+
+    fn with(config: KrmxConfig, transport: TransportConfig, readiness: Readiness) -> Self {
+        let now = Instant::now();
+        let mut world = Self {
+            driver: Driver::new(now, 8082, config, transport, readiness),
+            now,
+        };
+        assert_eq!(world.events(), [Event::Listening { port: 8082 }]);
+        world
+    }
+
+    /// Every event up to `None`: the pump's drain.
+    fn events(&mut self) -> Vec<Event> {
+        std::iter::from_fn(|| self.driver.poll_event()).collect()
+    }
+
+    fn io(&mut self) -> Vec<Io> {
+        std::iter::from_fn(|| self.driver.poll_io()).collect()
+    }
+
+    /// A connection whose upgrade went through.
+    fn connect(&mut self) -> (ConnKey, Fake) {
+        let fake = Fake::default();
+        fake.send(UPGRADE);
+        let key = self
+            .driver
+            .accept(self.now, fake.clone(), Vec::new())
+            .unwrap();
+        self.driver.readable(self.now, key);
+        assert!(
+            fake.0.borrow().outbound.starts_with(b"HTTP/1.1 101"),
+            "the upgrade is answered at once"
+        );
+        (key, fake)
+    }
+
+    /// A connection linked as `username`, its link messages taken.
+    fn link(&mut self, username: &str) -> (ConnKey, Fake) {
+        let (key, fake) = self.connect();
+        fake.send_text(&format!(
+            r#"{{"type":"krmx/link","payload":{{"username":"{username}","version":"0.6.0"}}}}"#
+        ));
+        self.driver.readable(self.now, key);
+        let events = self.events();
+        assert!(
+            events.iter().any(|event| matches!(event, Event::Linked { username: name, .. } if name.as_str() == username)),
+            "{events:?}"
+        );
+        fake.texts();
+        (key, fake)
+    }
+}
+
+#[test]
+fn a_write_that_fails_shows_its_unlink_before_the_drain_ends() {
+    // The lost wakeup of both transports: a broadcast queued for a connection that was reset;
+    // the write fails when the outboxes are flushed, after the application drained its
+    // events. The drain must not end before that unlink is out.
+    let mut world = World::new(Readiness::Edge);
+    let (_, _alice) = world.link("alice");
+    let (_, bob) = world.link("bob");
+    bob.0.borrow_mut().reset = true;
+    world
+        .driver
+        .broadcast(Message::parse(r#"{"type":"chat/say"}"#).unwrap(), None)
+        .unwrap();
+    let events = world.events();
+    assert!(
+        matches!(events.as_slice(), [Event::Unlinked { username, .. }] if username.as_str() == "bob"),
+        "{events:?}"
+    );
+    assert!(matches!(world.io().as_slice(), [Io::Released(_)]));
+    assert!(!world.driver.has_pending());
+}
+
+#[test]
+fn every_reset_connection_is_unlinked_within_the_turn_that_saw_it() {
+    let mut world = World::new(Readiness::Edge);
+    let linked: Vec<_> = (0..20).map(|i| world.link(&format!("user{i}"))).collect();
+    // Half end with a FIN, half with a reset; each readiness is handed in, then one drain.
+    for (i, (key, fake)) in linked.iter().enumerate() {
+        if i % 2 == 0 {
+            fake.0.borrow_mut().eof = true;
+        } else {
+            fake.0.borrow_mut().reset = true;
+        }
+        world.driver.readable(world.now, *key);
+    }
+    let unlinked = world
+        .events()
+        .into_iter()
+        .filter(|event| matches!(event, Event::Unlinked { .. }))
+        .count();
+    assert_eq!(unlinked, 20);
+    assert_eq!(
+        world.io().len(),
+        20,
+        "without a close handshake, each is gone at once"
+    );
+    assert!(!world.driver.has_pending());
+}
+
+#[test]
+fn poll_event_writes_what_commands_queued_before_it_returns_none() {
+    let mut world = World::new(Readiness::Edge);
+    let (_, alice) = world.link("alice");
+    world
+        .driver
+        .send("alice", Message::parse(r#"{"type":"game/hello"}"#).unwrap())
+        .unwrap();
+    assert!(world.driver.has_pending(), "queued, not written yet");
+    assert!(world.events().is_empty());
+    assert_eq!(alice.texts(), [r#"{"type":"game/hello"}"#]);
+    assert!(!world.driver.has_pending());
+}
+
+#[test]
+fn on_request_readiness_asks_for_reads_and_for_writes_that_would_block() {
+    let mut world = World::new(Readiness::OnRequest);
+    let (key, fake) = world.link("alice");
+    assert!(
+        world
+            .io()
+            .iter()
+            .any(|io| matches!(io, Io::WaitReadable(k) if *k == key))
+    );
+    fake.0.borrow_mut().room = Some(0);
+    world
+        .driver
+        .send("alice", Message::parse(r#"{"type":"game/hello"}"#).unwrap())
+        .unwrap();
+    assert!(world.events().is_empty());
+    let io = world.io();
+    assert!(
+        matches!(io.as_slice(), [Io::WaitWritable(k)] if *k == key),
+        "{io:?}"
+    );
+    fake.0.borrow_mut().room = None;
+    world.driver.writable(world.now, key);
+    assert_eq!(fake.texts(), [r#"{"type":"game/hello"}"#]);
+}
+
+#[test]
+fn edge_readiness_asks_for_no_waits() {
+    let mut world = World::new(Readiness::Edge);
+    let (_, fake) = world.link("alice");
+    fake.0.borrow_mut().room = Some(0);
+    world
+        .driver
+        .send("alice", Message::parse(r#"{"type":"game/hello"}"#).unwrap())
+        .unwrap();
+    assert!(world.events().is_empty());
+    assert!(world.io().is_empty());
+}
+
+#[test]
+fn a_silent_connection_is_released_at_its_handshake_timeout_not_before() {
+    let timeout = Duration::from_secs(5);
+    let mut world = World::with(
+        KrmxConfig::default(),
+        TransportConfig::default().handshake_timeout(timeout),
+        Readiness::Edge,
+    );
+    let key = world
+        .driver
+        .accept(world.now, Fake::default(), Vec::new())
+        .unwrap();
+    assert_eq!(world.driver.poll_timeout(), Some(world.now + timeout));
+    world
+        .driver
+        .tick(world.now + timeout - Duration::from_millis(1));
+    assert!(world.io().is_empty());
+    world.driver.tick(world.now + timeout);
+    let io = world.io();
+    assert!(
+        matches!(io.as_slice(), [Io::Released(k)] if *k == key),
+        "{io:?}"
+    );
+    assert!(world.events().is_empty(), "it never reached the core");
+}
+
+#[test]
+fn a_peers_close_is_answered_then_the_connection_ends_within_the_linger() {
+    let linger = Duration::from_secs(2);
+    let mut world = World::with(
+        KrmxConfig::default(),
+        TransportConfig::default().close_linger(linger),
+        Readiness::Edge,
+    );
+    let (key, fake) = world.link("alice");
+    // A masked close frame with code 1000.
+    fake.send(&[0x88, 0x82, 1, 2, 3, 4, 0x03 ^ 1, 0xe8 ^ 2]);
+    world.driver.readable(world.now, key);
+    let events = world.events();
+    assert!(
+        matches!(events.as_slice(), [Event::Unlinked { .. }]),
+        "{events:?}"
+    );
+    assert_eq!(fake.texts(), ["<opcode 8: [3, 232]>"], "the close reply");
+    assert!(fake.0.borrow().shut, "shut down once the reply is out");
+    world.driver.tick(world.now + linger);
+    assert!(matches!(world.io().as_slice(), [Io::Released(k)] if *k == key));
+}
+
+#[test]
+fn closing_the_server_stops_accepting_and_refuses_adopted_streams() {
+    let mut world = World::new(Readiness::Edge);
+    let pending = world
+        .driver
+        .accept(world.now, Fake::default(), Vec::new())
+        .unwrap();
+    world.driver.close().unwrap();
+    assert_eq!(world.events(), [Event::Closed]);
+    let io = world.io();
+    assert!(
+        matches!(io.as_slice(), [Io::StopAccepting, Io::Released(k)] if *k == pending),
+        "{io:?}"
+    );
+    assert!(!world.driver.is_accepting());
+    assert!(world.driver.is_finished());
+    assert!(
+        world
+            .driver
+            .accept(world.now, Fake::default(), Vec::new())
+            .is_err()
+    );
+}
