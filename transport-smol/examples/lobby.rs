@@ -16,8 +16,8 @@
 //! Then connect with any Krmx client (or a WebSocket tool) and send, for example,
 //! `{"type":"krmx/link","payload":{"username":"alice","version":"0.6.0","auth":"token-alice"}}`.
 
-use krmx_core::{AuthMode, KrmxConfig, Message};
 use krmx_core::Event as CoreEvent;
+use krmx_core::{AuthMode, KrmxConfig, Message};
 use krmx_transport_smol::{AuthResponder, Event, Handle, Server, TransportConfig};
 use serde_json::json;
 use smol::Timer;

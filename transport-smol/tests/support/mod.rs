@@ -9,7 +9,7 @@
 )]
 
 use async_tungstenite::WebSocketStream;
-use krmx_core::KrmxConfig;
+use krmx_core::{Event as CoreEvent, KrmxConfig};
 use krmx_transport_smol::{Event, Events, Server, TransportConfig};
 use serde_json::{Value, json};
 use smol::Timer;
@@ -67,14 +67,17 @@ pub async fn start_with(config: KrmxConfig, transport: TransportConfig) -> Runni
     };
     let first = running.next_event().await;
     assert!(
-        matches!(first, Event::Listening { port } if port == addr.port()),
+        matches!(
+            first,
+            Event { event: CoreEvent::Listening { port }, responder: None } if port == addr.port()
+        ),
         "{first:?}"
     );
     running
 }
 
 impl Running {
-    /// The next event, failing after [`STEP`].
+    /// The next event with its responder, failing after [`STEP`].
     pub async fn next_event(&mut self) -> Event {
         within("an event", self.events.next_event())
             .await
