@@ -53,7 +53,6 @@ fn main() -> Result<(), Error> {
                 Output::Ping { to } => println!("  ping  {to}"),
                 Output::Close { to, code, reason } => println!("  close {to}  {code} {reason}"),
                 Output::Event(event) => println!("  event {event:?}"),
-                other => println!("  {other:?}"),
             }
         }
     }

@@ -257,6 +257,13 @@ impl<S: Stream> Driver<S> {
         self.events.pop_front()
     }
 
+    /// Offers every queued byte to its socket now (what [`poll_event`](Self::poll_event) does
+    /// before it returns `None`); a write that fails queues its events. For pumps whose
+    /// application may not drain events before the next wait.
+    pub fn flush(&mut self) {
+        self.flush_dirty();
+    }
+
     /// The next request for the pump; drain after [`poll_event`](Self::poll_event) returned
     /// `None`.
     pub fn poll_io(&mut self) -> Option<Io> {

@@ -181,6 +181,8 @@ impl Server {
     /// `poll` may sleep: zero while events or writes are pending. Call right before every
     /// `poll`.
     pub fn before_poll(&mut self) -> Option<Duration> {
+        // Writes the application queued without draining events go out now too.
+        self.driver.flush();
         self.run_io();
         self.turn_now = None;
         let now = Instant::now();

@@ -234,6 +234,9 @@ impl Server {
     /// readiness, a command or the next deadline, and hands what happened to the driver.
     /// Drain [`poll_event`](Self::poll_event) between turns. Cancel-safe.
     pub async fn turn(&mut self) {
+        // What the application queued since the last turn goes out first, even if it did not
+        // drain the events (their writes would otherwise wait for its next drain).
+        self.driver.flush();
         self.run_io();
         self.run_tasks();
         let idle =
@@ -259,6 +262,8 @@ impl Server {
         while self.commands_sent.try_recv().is_ok() {}
         self.driver.run_commands(now);
         self.driver.tick(now);
+        // Streams released in this turn close now, not at the next one.
+        self.run_io();
     }
 
     /// The server's commands and queries (join, kick, send, broadcast, decide an

@@ -317,7 +317,6 @@ impl Net {
                         .expect("pinged connections are open");
                 }
                 Output::Event(event) => self.server_events.push(event),
-                other => panic!("unexpected server output {other:?}"),
             }
         }
     }

@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 /// # let server = smol::block_on(Server::bind("127.0.0.1:0", KrmxConfig::default(), TransportConfig::default()))?;
 /// # let addr = server.local_addr().ok_or("no address")?;
 /// # std::thread::spawn(move || smol::block_on(server.run_with(|server, event| {
-/// #     if let Event::Message { message, .. } = event { let _ = server.broadcast(message, None); }
+/// #     if let Event::Message { message, .. } = event { let _ = server.commands().broadcast(message, None); }
 /// # })));
 ///
 /// // A server relaying every message to every linked user listens at `addr`.
