@@ -4,17 +4,14 @@
 //!
 //! - `custom_messages`: one linked user sends custom messages; each becomes a message event.
 //! - `link_storm/1000`: a fresh server, 1000 connections open and link, every output drained.
-//! - `broadcast/1000`: `Input::Broadcast` of one message to 1000 linked users, drained with
-//!   `poll_output` (one output per recipient); `broadcast/1000-batched` drained with
-//!   `poll_output_batch`, as the transports do.
+//! - `broadcast/1000`: `Input::Broadcast` of one message to 1000 linked users, drained as the
+//!   transports do: the broadcast whole, each recipient by reference.
 //! - `relay/1000`: one custom message from a user, re-broadcast as it arrived (the message event
 //!   fed back as `Input::Broadcast`, as `krmx serve --relay` does) to 1000 linked users.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use krmx_core::{
-    ConnectionId, Event, Frame, Input, Krmx, KrmxConfig, Message, Output, OutputBatch,
-};
+use krmx_core::{ConnectionId, Event, Frame, Input, Krmx, KrmxConfig, Message, Output};
 use serde_json::json;
 use std::hint::black_box;
 use std::time::Instant;
@@ -28,14 +25,30 @@ fn link_frame(name: &str) -> Frame {
     ))
 }
 
-/// Drains every output, returning how many there were.
+/// Drains every output, returning how many deliveries they were (a broadcast counts once per
+/// recipient, each taken by reference as a transport would).
 fn drain(krmx: &mut Krmx) -> usize {
     let mut count = 0;
     while let Some(output) = krmx.poll_output() {
-        black_box(output);
-        count += 1;
+        count += deliveries(output);
     }
     count
+}
+
+/// How many deliveries one output stands for.
+fn deliveries(output: Output) -> usize {
+    match output {
+        Output::Broadcast { to, text } => {
+            for conn in &to {
+                black_box((conn, &text));
+            }
+            to.len()
+        }
+        other => {
+            black_box(other);
+            1
+        }
+    }
 }
 
 /// A listening server with `users` linked users on connections 1..=users.
@@ -144,32 +157,6 @@ fn broadcast(c: &mut Criterion) {
             assert_eq!(drain(&mut krmx), USERS as usize);
         });
     });
-    // As the transports take it: the broadcast whole, each recipient by reference.
-    group.bench_function("1000-batched", |b| {
-        b.iter(|| {
-            let input = Input::Broadcast {
-                message: message.clone(),
-                skip: None,
-            };
-            krmx.handle_input(now, input).unwrap();
-            let mut delivered = 0;
-            while let Some(batch) = krmx.poll_output_batch() {
-                match batch {
-                    OutputBatch::Broadcast { text, to } => {
-                        for conn in to {
-                            black_box((conn, &text));
-                            delivered += 1;
-                        }
-                    }
-                    OutputBatch::One(output) => {
-                        black_box(output);
-                        delivered += 1;
-                    }
-                }
-            }
-            assert_eq!(delivered, USERS as usize);
-        });
-    });
     group.finish();
 }
 
@@ -201,10 +188,7 @@ fn relay(c: &mut Criterion) {
                         };
                         krmx.handle_input(now, input).unwrap();
                     }
-                    other => {
-                        black_box(other);
-                        delivered += 1;
-                    }
+                    other => delivered += deliveries(other),
                 }
             }
             assert_eq!(delivered, USERS as usize);

@@ -50,6 +50,11 @@ fn main() -> Result<(), Error> {
         while let Some(output) = krmx.poll_output() {
             match output {
                 Output::Send { to, text } => println!("  send  {to}  {text}"),
+                Output::Broadcast { to, text } => {
+                    for to in to {
+                        println!("  send  {to}  {text}");
+                    }
+                }
                 Output::Ping { to } => println!("  ping  {to}"),
                 Output::Close { to, code, reason } => println!("  close {to}  {code} {reason}"),
                 Output::Event(event) => println!("  event {event:?}"),

@@ -76,7 +76,7 @@ pub use error::Error;
 pub use ids::{AuthId, ConnectionId};
 pub use input::{AuthDecision, Frame, Input, Violation};
 pub use message::{InvalidMessage, Message};
-pub use output::{CloseCode, Event, Output, OutputBatch};
+pub use output::{CloseCode, Event, Output};
 pub use request::{QueryRequirement, RequestRejection};
 pub use server::{Krmx, UserInfo};
 pub use status::Status;

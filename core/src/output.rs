@@ -14,6 +14,16 @@ pub enum Output {
         /// The message text, shared among all recipients of a broadcast.
         text: Text,
     },
+    /// Send the same text message to each of several connections, in this order: a broadcast
+    /// comes whole, as one output, so a transport carries it out without one output (and one
+    /// reference count of the shared text) per recipient. Each recipient's send is ordered
+    /// exactly as an [`Output::Send`] in its place would be.
+    Broadcast {
+        /// The connections, in the order their sends were produced (join order).
+        to: Vec<ConnectionId>,
+        /// The message text, shared by every recipient.
+        text: Text,
+    },
     /// Send a WebSocket ping; the peer must answer before the next ping round.
     Ping {
         /// The connection.
@@ -31,21 +41,6 @@ pub enum Output {
     },
     /// Tell the application something happened.
     Event(Event),
-}
-
-/// One output, or a whole broadcast: what [`Krmx::poll_output_batch`](crate::Krmx::poll_output_batch)
-/// returns.
-#[derive(Debug, Clone, PartialEq)]
-pub enum OutputBatch {
-    /// One output, as [`Krmx::poll_output`](crate::Krmx::poll_output) would return it.
-    One(Output),
-    /// An [`Output::Send`] of `text` to each of `to`, in this order.
-    Broadcast {
-        /// The message text, shared by every recipient.
-        text: Text,
-        /// The recipients, in the order their sends were produced.
-        to: Vec<ConnectionId>,
-    },
 }
 
 /// What happened, for the application.

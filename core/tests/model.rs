@@ -649,6 +649,20 @@ fn describe(output: &Output) -> Expected {
     }
 }
 
+/// The outputs one output stands for: a broadcast as a send to each recipient, in order.
+fn expand(output: Output) -> Vec<Output> {
+    match output {
+        Output::Broadcast { to, text } => to
+            .into_iter()
+            .map(|to| Output::Send {
+                to,
+                text: text.clone(),
+            })
+            .collect(),
+        output => vec![output],
+    }
+}
+
 fn describe_all(outputs: &[Output]) -> Vec<Expected> {
     outputs.iter().map(describe).collect()
 }
@@ -770,7 +784,16 @@ impl Harness {
     }
 
     fn drain(&mut self) {
+        // A broadcast is compared as the sends it stands for, recipient by recipient.
         while let Some(output) = self.krmx.poll_output() {
+            for output in expand(output) {
+                self.drain_one(output);
+            }
+        }
+    }
+
+    fn drain_one(&mut self, output: Output) {
+        {
             self.log.push(format!("{output:?}"));
             self.observe(&output);
             self.outputs.push(output.clone());

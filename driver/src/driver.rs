@@ -10,8 +10,7 @@ use crate::reading::{Step, step};
 use crate::socket::Socket;
 use crate::stream::Stream;
 use krmx_core::{
-    ConnectionId, Error, Event, Input, Krmx, KrmxConfig, Output, OutputBatch, Status, Text,
-    UserInfo, Violation,
+    ConnectionId, Error, Event, Input, Krmx, KrmxConfig, Output, Status, Text, UserInfo, Violation,
 };
 use std::collections::VecDeque;
 use std::net::TcpStream;
@@ -741,15 +740,8 @@ impl<S: Stream> Driver<S> {
     /// the core as slow consumers once the outputs at hand are out.
     fn carry_out(&mut self) {
         loop {
-            while let Some(batch) = self.krmx.poll_output_batch() {
-                match batch {
-                    OutputBatch::Broadcast { text, to } => {
-                        for to in to {
-                            self.send_text(to, &text);
-                        }
-                    }
-                    OutputBatch::One(output) => self.carry_out_one(output),
-                }
+            while let Some(output) = self.krmx.poll_output() {
+                self.carry_out_one(output);
             }
             if self.slow.is_empty() {
                 return;
@@ -772,6 +764,11 @@ impl<S: Stream> Driver<S> {
     fn carry_out_one(&mut self, output: Output) {
         match output {
             Output::Send { to, text } => self.send_text(to, &text),
+            Output::Broadcast { to, text } => {
+                for to in to {
+                    self.send_text(to, &text);
+                }
+            }
             Output::Ping { to } => {
                 if let Some(socket) = self.open_socket(to) {
                     socket.outbox.push_ping();

@@ -11,8 +11,8 @@ mod queued;
 use crate::config::TOO_MANY_UNLINKED_REASON;
 use crate::timers::{Timer, Timers};
 use crate::{
-    AuthId, CloseCode, ConnectionId, Error, Event, Input, KrmxConfig, Output, OutputBatch, Status,
-    Text, Username, Violation,
+    AuthId, CloseCode, ConnectionId, Error, Event, Input, KrmxConfig, Output, Status, Text,
+    Username, Violation,
 };
 use connection::{Connection, LinkState};
 use indexmap::IndexMap;
@@ -187,56 +187,35 @@ impl Krmx {
         }
     }
 
-    /// The next output to carry out, in the order produced; `None` once drained.
+    /// The next output to carry out, in the order produced; `None` once drained. A
+    /// broadcast comes whole ([`Output::Broadcast`]).
     ///
     /// Call after every [`handle_input`](Self::handle_input) until it returns `None`. Inputs and
     /// drains may interleave freely: the queue keeps every connection's order.
-    #[must_use]
-    pub fn poll_output(&mut self) -> Option<Output> {
-        if let Some(Queued::Broadcast { text, to, next }) = self.outputs.front_mut() {
-            let output = to.get(*next).map(|&to| Output::Send {
-                to,
-                text: text.clone(),
-            });
-            *next += 1;
-            if *next >= to.len() {
-                self.outputs.pop_front();
-            }
-            return output;
-        }
-        self.outputs.pop_front().and_then(Queued::into_output)
-    }
-
-    /// The next output like [`poll_output`](Self::poll_output), except that a broadcast comes
-    /// whole: one [`OutputBatch::Broadcast`] stands for the sends to each of its recipients, in
-    /// order, so a transport carries it out without one output (and one reference count of
-    /// the shared text) per recipient. The two may be mixed.
     ///
     /// ```
-    /// use krmx_core::{Input, Krmx, KrmxConfig, OutputBatch};
+    /// use krmx_core::{Input, Krmx, KrmxConfig, Output};
     /// # use std::time::Instant;
     /// let mut krmx = Krmx::new(KrmxConfig::default());
-    /// let _ = krmx.handle_input(Instant::now(), Input::Start);
-    /// while let Some(batch) = krmx.poll_output_batch() {
-    ///     match batch {
-    ///         OutputBatch::One(output) => println!("{output:?}"),
-    ///         OutputBatch::Broadcast { text, to } => {
+    /// krmx.handle_input(Instant::now(), Input::Start)?;
+    /// while let Some(output) = krmx.poll_output() {
+    ///     match output {
+    ///         Output::Send { to, text } => println!("send {text} to {to}"),
+    ///         Output::Broadcast { to, text } => {
     ///             for conn in to {
-    ///                 println!("send {text:?} to {conn}");
+    ///                 println!("send {text} to {conn}");
     ///             }
     ///         }
+    ///         Output::Ping { to } => println!("ping {to}"),
+    ///         Output::Close { to, code, reason } => println!("close {to} with {code} {reason}"),
+    ///         Output::Event(event) => println!("{event:?}"),
     ///     }
     /// }
+    /// # Ok::<(), krmx_core::Error>(())
     /// ```
     #[must_use]
-    pub fn poll_output_batch(&mut self) -> Option<OutputBatch> {
-        match self.outputs.pop_front()? {
-            Queued::Broadcast { text, mut to, next } => {
-                to.drain(..next.min(to.len()));
-                Some(OutputBatch::Broadcast { text, to })
-            }
-            other => other.into_output().map(OutputBatch::One),
-        }
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front().map(Queued::into_output)
     }
 
     /// When the server next needs [`Input::Tick`] (auth timeout, ping round, inactivity kick,
@@ -345,7 +324,6 @@ impl Krmx {
             self.outputs.push_back(Queued::Broadcast {
                 text: text.clone(),
                 to,
-                next: 0,
             });
         }
     }

@@ -1,8 +1,8 @@
 //! [`Queued`]: an [`Output`] as the server queues it until the transport polls it. Events are
 //! boxed, so an entry takes 40 bytes instead of the 136 of the largest event, and a broadcast is
 //! one entry with its recipients (eight bytes each) rather than one output per recipient: the
-//! queue of a burst takes a fraction of the memory, and a transport can take a broadcast whole
-//! ([`Krmx::poll_output_batch`](crate::Krmx::poll_output_batch)).
+//! queue of a burst takes a fraction of the memory, and a transport takes a broadcast whole
+//! ([`Output::Broadcast`]).
 
 use crate::{CloseCode, ConnectionId, Event, Output, Text};
 
@@ -26,23 +26,19 @@ pub(super) enum Queued {
     Broadcast {
         text: Text,
         to: Vec<ConnectionId>,
-        next: usize,
     },
 }
 
 impl Queued {
     /// The output this entry stands for; a broadcast stands for its first recipient's send.
-    pub(super) fn into_output(self) -> Option<Output> {
-        Some(match self {
+    pub(super) fn into_output(self) -> Output {
+        match self {
             Self::Send { to, text } => Output::Send { to, text },
             Self::Ping { to } => Output::Ping { to },
             Self::Close { to, code, reason } => Output::Close { to, code, reason },
             Self::Event(event) => Output::Event(*event),
-            Self::Broadcast { text, to, next } => Output::Send {
-                to: *to.get(next)?,
-                text,
-            },
-        })
+            Self::Broadcast { text, to } => Output::Broadcast { to, text },
+        }
     }
 }
 

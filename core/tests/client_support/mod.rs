@@ -303,6 +303,13 @@ impl Net {
                         peer.to_client.push_back(Wire::Text(text.to_string()));
                     }
                 }
+                Output::Broadcast { to, text } => {
+                    for to in to {
+                        if let Some(peer) = self.peer_on(to) {
+                            peer.to_client.push_back(Wire::Text(text.to_string()));
+                        }
+                    }
+                }
                 Output::Close { to, .. } => {
                     if let Some(peer) = self.peer_on(to) {
                         peer.server_open = false;

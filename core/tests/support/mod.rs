@@ -7,7 +7,7 @@
 
 use krmx_core::{
     AuthDecision, AuthId, ConnectionId, Error, Event, Frame, Input, Krmx, KrmxConfig, Message,
-    Output, OutputBatch, Status,
+    Output, Status,
 };
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -51,6 +51,7 @@ impl From<Output> for Out {
     fn from(output: Output) -> Self {
         match output {
             Output::Send { to, text } => Self::Send(to.get(), text.as_str().to_owned()),
+            Output::Broadcast { .. } => panic!("drain_raw expands broadcasts into sends"),
             Output::Ping { to } => Self::Ping(to.get()),
             Output::Close { to, code, reason } => Self::Close(to.get(), code.0, reason),
             Output::Event(event) => match event {
@@ -80,6 +81,17 @@ impl From<Output> for Out {
                 }
             },
         }
+    }
+}
+
+/// The outputs one output stands for: a broadcast expanded into its sends, in order.
+pub fn outs(output: Output) -> Vec<Out> {
+    match output {
+        Output::Broadcast { to, text } => to
+            .into_iter()
+            .map(|to| Out::Send(to.get(), text.as_str().to_owned()))
+            .collect(),
+        output => vec![Out::from(output)],
     }
 }
 
@@ -190,20 +202,19 @@ impl Server {
         outputs
     }
 
-    /// Every queued output, in order, as the core produced them. Taken through
-    /// `poll_output_batch` and expanded, so every transcript also checks that a batch stands for
-    /// exactly the outputs `poll_output` gives (the model test drains with `poll_output`).
+    /// Every queued output, in order, as the core produced them, each broadcast expanded into
+    /// the sends to its recipients in their order.
     pub fn drain_raw(&mut self) -> Vec<Output> {
         let mut outputs = Vec::new();
-        while let Some(batch) = self.krmx.poll_output_batch() {
-            match batch {
-                OutputBatch::One(output) => outputs.push(output),
-                OutputBatch::Broadcast { text, to } => {
+        while let Some(output) = self.krmx.poll_output() {
+            match output {
+                Output::Broadcast { to, text } => {
                     outputs.extend(to.into_iter().map(|to| Output::Send {
                         to,
                         text: text.clone(),
                     }));
                 }
+                output => outputs.push(output),
             }
         }
         outputs
