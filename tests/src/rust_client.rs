@@ -394,6 +394,8 @@ pub fn unlink_and_relink<C: Adapter>(transport: &str) {
     assert!(matches!(sent, Err(ClientFailure::Command(_))), "{sent:?}");
 
     bob.link("bob", None).expect("bob relinks");
+    // bob joined last: the link returns with the whole list.
+    assert_eq!(bob.users(), users(&[("alice", true), ("bob", true)]));
     expect_events(&mut bob, &link_events(&[("alice", true), ("bob", true)]));
     expect_events(&mut alice, &[linked("bob")]);
     let both = [("alice", true), ("bob", true)];
@@ -520,6 +522,9 @@ pub fn close_unlinks_and_reconnect_links_again<C: Adapter>(transport: &str) {
     alice.reconnect().expect("alice reconnects");
     expect_events(&mut alice, &connected_events());
     alice.link("alice", None).expect("alice relinks");
+    // The link returns at alice's own place in join order: bob, who joined after her, is not
+    // listed yet; his entries follow as events.
+    assert_eq!(alice.users(), users(&[("alice", true)]));
     expect_events(&mut alice, &link_events(&[("alice", true), ("bob", true)]));
     expect_events(&mut bob, &[linked("alice")]);
     assert_users(&alice, &mut server, &[("alice", true), ("bob", true)]);

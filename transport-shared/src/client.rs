@@ -228,11 +228,9 @@ pub fn client_read(read: Result<Message, tungstenite::Error>) -> ClientRead {
 /// events queued since the command.
 #[derive(Debug, Clone)]
 pub enum ClientWait {
-    /// A link: accepted with the whole user list (which the server ends with the client's own
-    /// `krmx/linked`), or rejected.
+    /// A link: accepted and listed up to the client's own place in join order
+    /// ([`KrmxClient::is_listed`]), or rejected.
     Link {
-        /// The user being linked.
-        username: String,
         /// How many events were queued before the link was sent.
         first_event: usize,
     },
@@ -257,25 +255,18 @@ impl ClientWait {
         let status = client.status();
         let closed = matches!(status, ClientStatus::Closing | ClientStatus::Closed);
         match self {
-            Self::Link {
-                username,
-                first_event,
-            } => {
-                let mut accepted = false;
-                for event in events.range((*first_event).min(events.len())..) {
-                    match event {
-                        ClientEvent::Accepted => accepted = true,
-                        ClientEvent::Linked { username: linked }
-                            if accepted && linked == username =>
-                        {
-                            return Some(Ok(()));
-                        }
-                        ClientEvent::Rejected { reason } => {
-                            let reason = reason.clone();
-                            return Some(Err(ClientFailure::Rejected { reason }));
-                        }
-                        _ => {}
-                    }
+            Self::Link { first_event } => {
+                if client.is_listed() {
+                    return Some(Ok(()));
+                }
+                let rejected = events
+                    .range((*first_event).min(events.len())..)
+                    .find_map(|event| match event {
+                        ClientEvent::Rejected { reason } => Some(reason.clone()),
+                        _ => None,
+                    });
+                if let Some(reason) = rejected {
+                    return Some(Err(ClientFailure::Rejected { reason }));
                 }
                 closed.then_some(Err(ClientFailure::Closed))
             }

@@ -134,10 +134,7 @@ impl Client {
             username: username.to_owned(),
             auth: auth.map(str::to_owned),
         })?;
-        self.wait(&ClientWait::Link {
-            username: username.to_owned(),
-            first_event,
-        })
+        self.wait(&ClientWait::Link { first_event })
     }
 
     /// Unlinks from the user, which stays on the server, and returns once the server

@@ -141,11 +141,7 @@ impl AsyncClient {
             auth: auth.map(str::to_owned),
         })
         .await?;
-        self.wait(&ClientWait::Link {
-            username: username.to_owned(),
-            first_event,
-        })
-        .await
+        self.wait(&ClientWait::Link { first_event }).await
     }
 
     /// Unlinks from the user, which stays on the server, and finishes once the server
