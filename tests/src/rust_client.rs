@@ -1,5 +1,5 @@
-//! The Rust client adapters (the blocking [`Client`] of `krmx-transport-mio`, the
-//! [`AsyncClient`] of `krmx-transport-smol`) against `krmx serve`, over real sockets.
+//! The Rust clients of `krmx-client` (the blocking [`Client`] and the [`AsyncClient`]) against
+//! `krmx serve`, over real sockets.
 //!
 //! [`Adapter`] puts both behind one blocking face, so every scenario below is written once and
 //! runs with each adapter against each transport of the server:
@@ -13,9 +13,8 @@
 
 use crate::TIMEOUT;
 use crate::cli::CliServer;
+use krmx_client::{AsyncClient, Client, ClientFailure, ClientOptions};
 use krmx_core::{ClientConfig, ClientError, ClientEvent, ClientStatus, ClientUser, Message};
-use krmx_transport_mio::{Client, ClientFailure, ClientOptions};
-use krmx_transport_smol::AsyncClient;
 use serde_json::{Value, json};
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -70,7 +69,7 @@ pub trait Adapter: Sized {
     fn users(&self) -> Vec<(String, bool)>;
 }
 
-/// The blocking [`Client`] of `krmx-transport-mio`.
+/// The blocking [`Client`].
 #[derive(Debug)]
 pub struct Blocking(pub Client);
 
@@ -97,9 +96,7 @@ impl Adapter for Blocking {
         self.0.close()
     }
     fn next_event(&mut self, timeout: Duration) -> Option<ClientEvent> {
-        self.0
-            .next_event_timeout(timeout)
-            .expect("configuring the socket")
+        self.0.next_event_timeout(timeout)
     }
     fn status(&self) -> ClientStatus {
         self.0.status()
@@ -112,7 +109,7 @@ impl Adapter for Blocking {
     }
 }
 
-/// The [`AsyncClient`] of `krmx-transport-smol`, each call run to its end with
+/// The [`AsyncClient`], each call run to its end with
 /// [`smol::block_on`].
 #[derive(Debug)]
 pub struct Async(pub AsyncClient);
@@ -530,21 +527,36 @@ pub fn close_unlinks_and_reconnect_links_again<C: Adapter>(transport: &str) {
     assert_users(&alice, &mut server, &[("alice", true), ("bob", true)]);
 }
 
-/// Connecting fails with an error for a refused port, a wrong path and a `wss://` URL.
+/// Connecting fails with an error saying what happened: a refused port, a wrong path (the
+/// server's 404), a `wss://` or `http://` URL.
 pub fn connect_failures_are_errors<C: Adapter>(transport: &str) {
     let server = CliServer::start(transport, &["--path", "/krmx"]);
     let closed_port = {
         let listener = TcpListener::bind("127.0.0.1:0").expect("binding");
         listener.local_addr().expect("an address")
     };
+    let refused = C::connect_with(&url(closed_port), options()).map(|c| c.status());
+    assert!(
+        matches!(
+            refused,
+            Err(ClientFailure::Connect {
+                kind: io::ErrorKind::ConnectionRefused,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    let elsewhere = C::connect_with(&format!("ws://{}/elsewhere", server.addr()), options());
+    assert_eq!(
+        elsewhere.map(|c| c.status()),
+        Err(ClientFailure::HandshakeRejected { status: 404 })
+    );
     for url in [
-        url(closed_port),
-        format!("ws://{}/elsewhere", server.addr()),
         format!("wss://{}/krmx", server.addr()),
         "http://example.invalid/".to_owned(),
     ] {
         match C::connect_with(&url, options()) {
-            Err(ClientFailure::Connect(_)) => {}
+            Err(ClientFailure::InvalidUrl { url: given, .. }) => assert_eq!(given, url),
             other => panic!("connecting to {url}: {:?}", other.map(|c| c.status())),
         }
     }

@@ -19,24 +19,19 @@
 //! [`KrmxConfig::max_buffered_bytes`](krmx_core::KrmxConfig::max_buffered_bytes), past which the
 //! connection is closed as a slow consumer.
 //!
-//! The crate also holds a blocking [`Client`] (tungstenite over a std `TcpStream`, no mio): the
-//! core's [`KrmxClient`](krmx_core::KrmxClient) makes every protocol decision, the client moves
-//! its bytes.
+//! The Rust clients are in the `krmx-client` crate.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod client;
 mod connection;
 mod handle;
 mod run;
 mod server;
 mod socket;
 
-pub use client::Client;
 pub use handle::Handle;
 pub use krmx_transport_shared::{
-    ClientFailure, ClientOptions, DEFAULT_CLIENT_TIMEOUT, DEFAULT_CLOSE_LINGER,
-    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READ_BUFFER_BYTES, TransportConfig,
+    DEFAULT_CLOSE_LINGER, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READ_BUFFER_BYTES, TransportConfig,
 };
 pub use run::run;
 pub use server::Server;

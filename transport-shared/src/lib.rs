@@ -1,12 +1,9 @@
 //! What the Krmx transports (mio and smol) share, so neither repeats the other: the socket-level
 //! settings, the handshake check, the WebSocket configuration and the mapping of what
-//! tungstenite reads to core inputs; for their clients, the options, the error, the URL check,
-//! the read mapping and the answers a command waits for. Protocol decisions stay in
-//! [`krmx_core`].
+//! tungstenite reads to core inputs. Protocol decisions stay in [`krmx_core`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod client;
 mod config;
 mod handshake;
 mod ids;
@@ -14,10 +11,6 @@ mod outbox;
 mod read_ahead;
 mod reading;
 
-pub use client::{
-    ClientFailure, ClientOptions, ClientRead, ClientWait, DEFAULT_CLIENT_TIMEOUT, client_read,
-    client_target,
-};
 pub use config::{
     DEFAULT_CLOSE_LINGER, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READ_BUFFER_BYTES, TransportConfig,
 };

@@ -66,12 +66,10 @@
 //! An application that serves HTTP on its own port hands upgraded requests over with
 //! [`Server::adopt`] or [`Handle::adopt`] (with the bytes it already read).
 //!
-//! The crate also holds an [`AsyncClient`]: the core's [`KrmxClient`](krmx_core::KrmxClient)
-//! makes every protocol decision, the client moves its bytes.
+//! The Rust clients are in the `krmx-client` crate.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod client;
 mod connection;
 mod event;
 mod handle;
@@ -79,11 +77,9 @@ mod reading;
 mod server;
 mod stream;
 
-pub use client::AsyncClient;
 pub use event::{AuthResponder, Event, Events};
 pub use handle::Handle;
 pub use krmx_transport_shared::{
-    ClientFailure, ClientOptions, DEFAULT_CLIENT_TIMEOUT, DEFAULT_CLOSE_LINGER,
-    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READ_BUFFER_BYTES, TransportConfig,
+    DEFAULT_CLOSE_LINGER, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READ_BUFFER_BYTES, TransportConfig,
 };
 pub use server::Server;
