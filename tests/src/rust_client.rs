@@ -566,6 +566,33 @@ pub fn connect_failures_are_errors<C: Adapter>(transport: &str) {
         .expect("linking on the right path");
 }
 
+/// The server closes while a link waits for its authentication: the link fails with the
+/// server's close code and reason, and the client is closed.
+pub fn a_server_close_during_a_link_fails_it_with_the_close_code_and_reason<C: Adapter>(
+    transport: &str,
+) {
+    let mut server = CliServer::start(transport, &["--manual-auth"]);
+    let mut client: C = connect(&url(server.addr()));
+    expect_events(&mut client, &connected_events());
+    let linking = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let request = server.next_json();
+            assert_eq!(request["event"], "authenticate", "{request}");
+            server.send_line("close");
+        });
+        client.link("alice", None)
+    });
+    assert_eq!(
+        linking,
+        Err(ClientFailure::Closed {
+            code: Some(1001),
+            reason: "server closing".to_owned(),
+        })
+    );
+    assert_eq!(client.status(), ClientStatus::Closed);
+    expect_events(&mut client, &[ClientEvent::Linking, ClientEvent::Closed]);
+}
+
 /// Runs each client scenario with adapter `$adapter` against `krmx serve` on both transports:
 /// one module per transport, one `#[test]` per scenario.
 #[macro_export]
@@ -580,6 +607,7 @@ macro_rules! client_scenario_tests {
             relinks_after_a_dropped_connection,
             close_unlinks_and_reconnect_links_again,
             connect_failures_are_errors,
+            a_server_close_during_a_link_fails_it_with_the_close_code_and_reason,
         );
     };
     (@each $adapter:ty; $($scenario:ident),* $(,)?) => {
