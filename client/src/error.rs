@@ -8,9 +8,9 @@ use std::io;
 /// and is `closed`.
 ///
 /// Each variant says what happened with plain values (texts, codes, an [`io::ErrorKind`]); no
-/// error type of the libraries underneath is part of it. `Display` gives a sentence,
-/// [`source`](std::error::Error::source) the core's [`ClientError`] for
-/// [`Command`](Self::Command).
+/// error type of the libraries underneath is part of it, not even as a
+/// [`source`](std::error::Error::source). `Display` gives a sentence; for
+/// [`Command`](Self::Command) it is the core's [`ClientError`] text.
 ///
 /// ```
 /// use krmx_client::{Client, ClientFailure};
@@ -36,7 +36,7 @@ pub enum ClientFailure {
     /// The client refused the command in its status, with the JavaScript client's text (for
     /// example `cannot link when the client is linked`), or a custom message used the reserved
     /// `krmx/` prefix. Nothing was sent.
-    #[error("{0}")]
+    #[error(transparent)]
     Command(#[from] ClientError),
     /// The server rejected the link with this reason (for example `invalid username`). The
     /// client is `connected` and may link again.
