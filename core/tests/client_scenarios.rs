@@ -113,6 +113,130 @@ fn the_user_list_holds_only_the_client_itself_when_accept_is_handled() {
     assert_eq!(net.users(bob), users(&["alice+", "bob+"]));
 }
 
+/// Delivers the server's messages to client `i` one at a time and stops right after the one that
+/// makes it listed: the moment a client adapter's `link` returns.
+fn deliver_until_listed(net: &mut Net, i: usize) {
+    while !net.peers[i].client.is_listed() {
+        assert!(
+            net.deliver_to_client(i),
+            "the list ended before the own link"
+        );
+    }
+}
+
+#[test]
+fn a_relinking_user_is_listed_at_its_place_and_the_users_who_joined_later_follow() {
+    let mut net = Net::new(KrmxConfig::default());
+    let alice = net.linked_client("alice");
+    let bob = net.linked_client("bob");
+    let carol = net.linked_client("carol");
+    net.command(bob, ClientInput::Unlink).unwrap();
+    net.settle();
+    assert!(!net.peers[bob].client.is_listed());
+    net.take(alice);
+    net.take(bob);
+    net.take(carol);
+
+    net.command(bob, link_input("bob", None)).unwrap();
+    assert!(net.deliver_to_server(bob));
+    deliver_until_listed(&mut net, bob);
+    // Where a link ends for the protocol: the own `krmx/linked`, at bob's place in join order.
+    assert_eq!(net.status(bob), ClientStatus::Linked);
+    assert_eq!(
+        net.take(bob),
+        [
+            "linking",
+            "accept",
+            "join(alice)",
+            "link(alice)",
+            "join(bob)",
+            "link(bob)"
+        ]
+    );
+    assert_eq!(net.users(bob), users(&["alice+", "bob+"]));
+
+    // The rest of the list: carol, who joined after bob. Nothing marks its end.
+    net.settle();
+    assert_eq!(net.take(bob), ["join(carol)", "link(carol)"]);
+    assert!(net.peers[bob].client.is_listed());
+    assert_eq!(net.users(bob), users(&["alice+", "bob+", "carol+"]));
+    assert_eq!(net.take(alice), ["link(bob)"]);
+    assert_eq!(net.take(carol), ["link(bob)"]);
+    net.check_agreement();
+}
+
+#[test]
+fn a_user_joined_by_the_server_is_listed_first_when_it_links_before_the_others() {
+    let mut net = Net::new(KrmxConfig::default());
+    net.server_input(Input::Join {
+        username: "bob".into(),
+    })
+    .unwrap();
+    let alice = net.linked_client("alice");
+    let bob = net.add_client(ClientConfig::default());
+    net.connect(bob);
+    net.take(bob);
+
+    net.command(bob, link_input("bob", None)).unwrap();
+    assert!(net.deliver_to_server(bob));
+    deliver_until_listed(&mut net, bob);
+    assert_eq!(
+        net.take(bob),
+        ["linking", "accept", "join(bob)", "link(bob)"]
+    );
+    assert_eq!(net.users(bob), users(&["bob+"]));
+
+    net.settle();
+    assert_eq!(net.take(bob), ["join(alice)", "link(alice)"]);
+    assert_eq!(net.users(bob), users(&["bob+", "alice+"]));
+    assert_eq!(net.take(alice), ["link(bob)"]);
+    net.check_agreement();
+}
+
+#[test]
+fn a_new_user_is_listed_last_with_the_whole_list() {
+    let mut net = Net::new(KrmxConfig::default());
+    net.linked_client("alice");
+    net.server_input(Input::Join {
+        username: "zed".into(),
+    })
+    .unwrap();
+    let bob = net.add_client(ClientConfig::default());
+    net.connect(bob);
+    net.take(bob);
+
+    net.command(bob, link_input("bob", None)).unwrap();
+    assert!(net.deliver_to_server(bob));
+    assert!(net.deliver_to_client(bob));
+    // Accepted, not listed yet: the list is still to come.
+    assert_eq!(net.status(bob), ClientStatus::Linked);
+    assert!(!net.peers[bob].client.is_listed());
+    deliver_until_listed(&mut net, bob);
+    assert_eq!(
+        net.take(bob),
+        [
+            "linking",
+            "accept",
+            "join(alice)",
+            "link(alice)",
+            "join(zed)",
+            "join(bob)",
+            "link(bob)"
+        ]
+    );
+    assert_eq!(net.users(bob), net.server_users());
+    // Nothing of the list is left for bob.
+    net.settle();
+    assert_eq!(net.take(bob), Vec::<String>::new());
+
+    // Listed until no longer linked.
+    net.command(bob, ClientInput::Unlink).unwrap();
+    assert!(!net.peers[bob].client.is_listed());
+    net.settle();
+    assert!(!net.peers[bob].client.is_listed());
+    net.check_agreement();
+}
+
 #[test]
 fn the_configured_version_is_sent_and_a_mismatch_is_rejected_with_the_server_reason() {
     let mut net = Net::new(KrmxConfig::default());

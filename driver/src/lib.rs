@@ -16,24 +16,18 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod client;
 mod commands;
 mod config;
 mod conn;
 mod driver;
 mod handle;
 mod handshake;
-
 mod outbox;
 mod read_ahead;
 mod reading;
 mod socket;
 mod stream;
 
-pub use client::{
-    ClientFailure, ClientOptions, ClientRead, ClientWait, DEFAULT_CLIENT_TIMEOUT, client_read,
-    client_target,
-};
 pub use commands::Commands;
 pub use config::{
     DEFAULT_CLOSE_LINGER, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READ_BUFFER_BYTES, TransportConfig,

@@ -9,7 +9,8 @@
 //! connect or a close), at most one per message, a custom message only while linked; and the
 //! state holds together: no users and no username without a connection, a username while
 //! linking, linked or unlinking, none while closing, and the own user, when listed while linked
-//! or unlinking, listed as linked.
+//! or unlinking, listed as linked. `is_listed` only while linked; it turns true only on the own
+//! `krmx/linked` and stays true while the client stays linked.
 
 use crate::{Seed, byte, raw, vocab};
 use arbitrary::Unstructured;
@@ -88,6 +89,7 @@ struct Snapshot {
     status: ClientStatus,
     username: Option<String>,
     users: Vec<ClientUser>,
+    listed: bool,
 }
 
 fn snapshot(client: &KrmxClient) -> Snapshot {
@@ -95,6 +97,7 @@ fn snapshot(client: &KrmxClient) -> Snapshot {
         status: client.status(),
         username: client.username().map(str::to_owned),
         users: client.users().cloned().collect(),
+        listed: client.is_listed(),
     }
 }
 
@@ -259,6 +262,26 @@ fn check_transition(
     }
 }
 
+/// Checks when `is_listed` may change: it turns true only on the own `krmx/linked` and stays
+/// true while the client stays linked.
+fn check_listing(
+    before: &Snapshot,
+    input: &ClientInput,
+    outputs: &[ClientOutput],
+    after: &Snapshot,
+) {
+    if after.listed && !before.listed {
+        assert!(matches!(input, ClientInput::Received { .. }), "{input:?}");
+        let own = ClientEvent::Linked {
+            username: after.username.clone().unwrap_or_default(),
+        };
+        assert_eq!(outputs, [ClientOutput::Event(own)], "listed on {input:?}");
+    }
+    if before.listed && after.status == ClientStatus::Linked {
+        assert!(after.listed, "unlisted while linked on {input:?}");
+    }
+}
+
 /// Checks that the state holds together.
 fn check_state(state: &Snapshot) {
     use ClientStatus::{Closed, Closing, Connecting, Initializing, Linked, Linking, Unlinking};
@@ -284,6 +307,7 @@ fn check_state(state: &Snapshot) {
         Closing => assert_eq!(state.username, None, "{state:?}"),
         _ => {}
     }
+    assert!(!state.listed || state.status == Linked, "{state:?}");
 }
 
 /// Runs one input.
@@ -347,7 +371,10 @@ pub fn run(data: &[u8]) {
                 );
                 assert_eq!(after, before, "refused ({error}) but changed");
             }
-            Ok(()) => check_transition(&before, &input, &outputs, &after),
+            Ok(()) => {
+                check_transition(&before, &input, &outputs, &after);
+                check_listing(&before, &input, &outputs, &after);
+            }
         }
         check_state(&after);
     }

@@ -1,5 +1,5 @@
-//! The Rust client adapters (the blocking [`Client`] of `krmx-transport-mio`, the
-//! [`AsyncClient`] of `krmx-transport-smol`) against `krmx serve`, over real sockets.
+//! The Rust clients of `krmx-client` (the blocking [`Client`] and the [`AsyncClient`]) against
+//! `krmx serve`, over real sockets.
 //!
 //! [`Adapter`] puts both behind one blocking face, so every scenario below is written once and
 //! runs with each adapter against each transport of the server:
@@ -13,9 +13,8 @@
 
 use crate::TIMEOUT;
 use crate::cli::CliServer;
+use krmx_client::{AsyncClient, Client, ClientFailure, ClientOptions};
 use krmx_core::{ClientConfig, ClientError, ClientEvent, ClientStatus, ClientUser, Message};
-use krmx_transport_mio::{Client, ClientFailure, ClientOptions};
-use krmx_transport_smol::AsyncClient;
 use serde_json::{Value, json};
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -70,7 +69,7 @@ pub trait Adapter: Sized {
     fn users(&self) -> Vec<(String, bool)>;
 }
 
-/// The blocking [`Client`] of `krmx-transport-mio`.
+/// The blocking [`Client`].
 #[derive(Debug)]
 pub struct Blocking(pub Client);
 
@@ -97,9 +96,7 @@ impl Adapter for Blocking {
         self.0.close()
     }
     fn next_event(&mut self, timeout: Duration) -> Option<ClientEvent> {
-        self.0
-            .next_event_timeout(timeout)
-            .expect("configuring the socket")
+        self.0.next_event_timeout(timeout)
     }
     fn status(&self) -> ClientStatus {
         self.0.status()
@@ -112,7 +109,7 @@ impl Adapter for Blocking {
     }
 }
 
-/// The [`AsyncClient`] of `krmx-transport-smol`, each call run to its end with
+/// The [`AsyncClient`], each call run to its end with
 /// [`smol::block_on`].
 #[derive(Debug)]
 pub struct Async(pub AsyncClient);
@@ -394,6 +391,8 @@ pub fn unlink_and_relink<C: Adapter>(transport: &str) {
     assert!(matches!(sent, Err(ClientFailure::Command(_))), "{sent:?}");
 
     bob.link("bob", None).expect("bob relinks");
+    // bob joined last: the link returns with the whole list.
+    assert_eq!(bob.users(), users(&[("alice", true), ("bob", true)]));
     expect_events(&mut bob, &link_events(&[("alice", true), ("bob", true)]));
     expect_events(&mut alice, &[linked("bob")]);
     let both = [("alice", true), ("bob", true)];
@@ -520,26 +519,44 @@ pub fn close_unlinks_and_reconnect_links_again<C: Adapter>(transport: &str) {
     alice.reconnect().expect("alice reconnects");
     expect_events(&mut alice, &connected_events());
     alice.link("alice", None).expect("alice relinks");
+    // The link returns at alice's own place in join order: bob, who joined after her, is not
+    // listed yet; his entries follow as events.
+    assert_eq!(alice.users(), users(&[("alice", true)]));
     expect_events(&mut alice, &link_events(&[("alice", true), ("bob", true)]));
     expect_events(&mut bob, &[linked("alice")]);
     assert_users(&alice, &mut server, &[("alice", true), ("bob", true)]);
 }
 
-/// Connecting fails with an error for a refused port, a wrong path and a `wss://` URL.
+/// Connecting fails with an error saying what happened: a refused port, a wrong path (the
+/// server's 404), a `wss://` or `http://` URL.
 pub fn connect_failures_are_errors<C: Adapter>(transport: &str) {
     let server = CliServer::start(transport, &["--path", "/krmx"]);
     let closed_port = {
         let listener = TcpListener::bind("127.0.0.1:0").expect("binding");
         listener.local_addr().expect("an address")
     };
+    let refused = C::connect_with(&url(closed_port), options()).map(|c| c.status());
+    assert!(
+        matches!(
+            refused,
+            Err(ClientFailure::Connect {
+                kind: io::ErrorKind::ConnectionRefused,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    let elsewhere = C::connect_with(&format!("ws://{}/elsewhere", server.addr()), options());
+    assert_eq!(
+        elsewhere.map(|c| c.status()),
+        Err(ClientFailure::HandshakeRejected { status: 404 })
+    );
     for url in [
-        url(closed_port),
-        format!("ws://{}/elsewhere", server.addr()),
         format!("wss://{}/krmx", server.addr()),
         "http://example.invalid/".to_owned(),
     ] {
         match C::connect_with(&url, options()) {
-            Err(ClientFailure::Connect(_)) => {}
+            Err(ClientFailure::InvalidUrl { url: given, .. }) => assert_eq!(given, url),
             other => panic!("connecting to {url}: {:?}", other.map(|c| c.status())),
         }
     }
@@ -547,6 +564,33 @@ pub fn connect_failures_are_errors<C: Adapter>(transport: &str) {
     client
         .link("simon", None)
         .expect("linking on the right path");
+}
+
+/// The server closes while a link waits for its authentication: the link fails with the
+/// server's close code and reason, and the client is closed.
+pub fn a_server_close_during_a_link_fails_it_with_the_close_code_and_reason<C: Adapter>(
+    transport: &str,
+) {
+    let mut server = CliServer::start(transport, &["--manual-auth"]);
+    let mut client: C = connect(&url(server.addr()));
+    expect_events(&mut client, &connected_events());
+    let linking = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let request = server.next_json();
+            assert_eq!(request["event"], "authenticate", "{request}");
+            server.send_line("close");
+        });
+        client.link("alice", None)
+    });
+    assert_eq!(
+        linking,
+        Err(ClientFailure::Closed {
+            code: Some(1001),
+            reason: "server closing".to_owned(),
+        })
+    );
+    assert_eq!(client.status(), ClientStatus::Closed);
+    expect_events(&mut client, &[ClientEvent::Linking, ClientEvent::Closed]);
 }
 
 /// Runs each client scenario with adapter `$adapter` against `krmx serve` on both transports:
@@ -563,6 +607,7 @@ macro_rules! client_scenario_tests {
             relinks_after_a_dropped_connection,
             close_unlinks_and_reconnect_links_again,
             connect_failures_are_errors,
+            a_server_close_during_a_link_fails_it_with_the_close_code_and_reason,
         );
     };
     (@each $adapter:ty; $($scenario:ident),* $(,)?) => {

@@ -18,22 +18,17 @@
 //! [`KrmxConfig::max_buffered_bytes`](krmx_core::KrmxConfig::max_buffered_bytes), past which the
 //! connection is closed as a slow consumer.
 //!
-//! The crate also holds a blocking [`Client`] (tungstenite over a std `TcpStream`, no mio): the
-//! core's [`KrmxClient`](krmx_core::KrmxClient) makes every protocol decision, the client moves
-//! its bytes.
+//! The Rust clients are in the `krmx-client` crate.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod client;
 mod run;
 mod server;
 mod stream;
 
-pub use client::Client;
 pub use krmx_driver::{
-    AuthResponder, ClientFailure, ClientOptions, CommandError, Commands, DEFAULT_CLIENT_TIMEOUT,
-    DEFAULT_CLOSE_LINGER, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READ_BUFFER_BYTES, Handle, Reply,
-    TransportConfig,
+    AuthResponder, CommandError, Commands, DEFAULT_CLOSE_LINGER, DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_READ_BUFFER_BYTES, Handle, Reply, TransportConfig,
 };
 pub use run::run;
 pub use server::Server;

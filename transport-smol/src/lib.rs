@@ -64,21 +64,17 @@
 //! An application that serves HTTP on its own port hands upgraded requests over with
 //! [`Server::adopt`] or [`Handle::adopt`] (with the bytes it already read).
 //!
-//! The crate also holds an [`AsyncClient`]: the core's [`KrmxClient`](krmx_core::KrmxClient)
-//! makes every protocol decision, the client moves its bytes.
+//! The Rust clients are in the `krmx-client` crate.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod client;
 mod event;
 mod server;
 mod stream;
 
-pub use client::AsyncClient;
 pub use event::{Event, Events};
 pub use krmx_driver::{
-    AuthResponder, ClientFailure, ClientOptions, CommandError, Commands, DEFAULT_CLIENT_TIMEOUT,
-    DEFAULT_CLOSE_LINGER, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READ_BUFFER_BYTES, Handle, Reply,
-    TransportConfig,
+    AuthResponder, CommandError, Commands, DEFAULT_CLOSE_LINGER, DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_READ_BUFFER_BYTES, Handle, Reply, TransportConfig,
 };
 pub use server::Server;

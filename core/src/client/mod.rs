@@ -123,6 +123,14 @@ pub struct ClientUser {
 ///   (`auth` left out when none) with the configured version.
 /// - The user list is rebuilt from the presence messages after `krmx/accepted`, kept while
 ///   linked and emptied by the client's own `krmx/unlinked` and by the connection closing.
+/// - The list the server sends after `krmx/accepted` has no end marker: it names every user in
+///   join order, and this client's own user comes at its place in that order, which is last only
+///   when the link joined a new user. A relinking user (or one joined by the server) is followed
+///   by the users who joined after it, and those entries look exactly like users joining now.
+///   So the only point the protocol marks is the client's own `krmx/linked`:
+///   [`is_listed`](Self::is_listed) turns true there, and [`users`](Self::users) then holds the
+///   users who joined before this client's user, and itself, last. The users who joined after
+///   it arrive as [`ClientEvent::Joined`] and [`ClientEvent::Linked`] as they are read.
 /// - [`ClientInput::Leave`] makes the client `connected` at once and emits
 ///   [`ClientEvent::Unlinking`]. Its own [`ClientEvent::Unlinked`] then empties the user list and
 ///   clears [`username`](Self::username); the server then tells the old connection that its user
@@ -154,6 +162,9 @@ pub struct KrmxClient {
     username: Option<String>,
     /// Users in join order, as the server listed them.
     users: IndexMap<String, ClientUser>,
+    /// Whether the own `krmx/linked` arrived since the last `krmx/accepted`: the server's list
+    /// has reached this client's own place in join order.
+    listed: bool,
     /// The user this client left as, while that leave's own `krmx/unlinked` is on its way.
     leaving: Option<String>,
     /// The user this client was unlinked from, until its next link is accepted: the server's
@@ -181,6 +192,7 @@ impl KrmxClient {
             status: ClientStatus::Initializing,
             username: None,
             users: IndexMap::new(),
+            listed: false,
             leaving: None,
             unlinked_self: None,
             possible_strays: 0,
@@ -235,8 +247,59 @@ impl KrmxClient {
 
     /// Every user the server told this client about, in join order, with whether it is linked.
     /// Empty unless linked.
+    ///
+    /// When [`is_listed`](Self::is_listed) turns true it holds exactly the users who joined
+    /// before this client's user and that user itself (linked), last; the users who joined after
+    /// it are added as their `krmx/joined` arrives. Between `krmx/accepted` and the own
+    /// `krmx/joined` the client's own user is listed first, then moved to its place.
     pub fn users(&self) -> impl ExactSizeIterator<Item = &ClientUser> + '_ {
         self.users.values()
+    }
+
+    /// Whether the client is linked and the server has listed its own user: true from the own
+    /// `krmx/linked` that follows `krmx/accepted` until the client is no longer linked.
+    ///
+    /// This is the end of a link as far as the protocol marks one. The server sends, after
+    /// `krmx/accepted`, `krmx/joined` (and `krmx/linked` for a linked user) for every user in
+    /// join order, the client's own included, with no marker after the last. When this turns
+    /// true, [`users`](Self::users) holds every user who joined before the client's user, with
+    /// whether each is linked, and the client's user itself, last. When the link joined a new
+    /// user, that is the whole list (a new user is last in join order). When the user was on the
+    /// server already (relinking, or joined by the server), users who joined after it may follow:
+    /// the server lists them next, and they arrive as [`ClientEvent::Joined`] and
+    /// [`ClientEvent::Linked`], exactly like users joining later.
+    ///
+    /// ```
+    /// use krmx_core::{ClientInput, ClientStatus, KrmxClient};
+    ///
+    /// let mut client = KrmxClient::default();
+    /// client.handle_input(ClientInput::Connect { url: "ws://localhost:8082".into() })?;
+    /// client.handle_input(ClientInput::ConnectionOpened)?;
+    /// client.handle_input(ClientInput::Link { username: "bob".into(), auth: None })?;
+    /// // bob relinks; alice joined before bob, carol after.
+    /// for text in [
+    ///     r#"{"type":"krmx/accepted"}"#,
+    ///     r#"{"type":"krmx/joined","payload":{"username":"alice"}}"#,
+    ///     r#"{"type":"krmx/joined","payload":{"username":"bob"}}"#,
+    ///     r#"{"type":"krmx/linked","payload":{"username":"bob"}}"#,
+    /// ] {
+    ///     assert!(!client.is_listed());
+    ///     client.handle_input(ClientInput::Received { text: text.into() })?;
+    /// }
+    /// assert_eq!(client.status(), ClientStatus::Linked);
+    /// assert!(client.is_listed());
+    /// let names: Vec<_> = client.users().map(|user| user.username.as_str()).collect();
+    /// assert_eq!(names, ["alice", "bob"]);
+    ///
+    /// // carol's entry may be the rest of the list or a user joining now: the same message.
+    /// let carol = r#"{"type":"krmx/joined","payload":{"username":"carol"}}"#;
+    /// client.handle_input(ClientInput::Received { text: carol.into() })?;
+    /// assert_eq!(client.users().len(), 3);
+    /// # Ok::<(), krmx_core::ClientError>(())
+    /// ```
+    #[must_use]
+    pub fn is_listed(&self) -> bool {
+        self.listed && self.status == ClientStatus::Linked
     }
 
     /// The configuration.
@@ -355,6 +418,7 @@ impl KrmxClient {
         self.status = ClientStatus::Closed;
         self.username = None;
         self.users.clear();
+        self.listed = false;
         self.leaving = None;
         self.possible_strays = 0;
         self.emit(ClientEvent::Closed);

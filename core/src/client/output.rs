@@ -43,7 +43,9 @@ pub enum ClientEvent {
     /// `linking`: a link command was accepted and `krmx/link` sent.
     Linking,
     /// `accept`: the server accepted the link. The `join` and `link` events of every user
-    /// (itself included) follow.
+    /// (itself included) follow in join order, with no marker after the last: the client's own
+    /// `link` marks its place in that order (see
+    /// [`KrmxClient::is_listed`](crate::KrmxClient::is_listed)).
     Accepted,
     /// `reject`: the server rejected the link, with its reason (for example `invalid username`).
     Rejected {

@@ -69,6 +69,7 @@ impl KrmxClient {
             return;
         };
         self.status = ClientStatus::Linked;
+        self.listed = false;
         self.possible_strays = 0;
         self.unlinked_self = None;
         self.users.clear();
@@ -118,6 +119,10 @@ impl KrmxClient {
         match self.users.get_mut(&username) {
             Some(user) => user.is_linked = true,
             None => tracing::warn!(%username, "krmx/linked for a user that did not join"),
+        }
+        if self.status == ClientStatus::Linked && self.username.as_deref() == Some(&username) {
+            // The server's list reached this client's own place in join order.
+            self.listed = true;
         }
         self.emit(ClientEvent::Linked { username });
     }

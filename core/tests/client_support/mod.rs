@@ -400,6 +400,7 @@ impl Net {
             match client.status() {
                 ClientStatus::Linked => {
                     let username = client.username().expect("a linked client has a username");
+                    assert!(client.is_listed(), "client {i} ({username}) is listed");
                     assert_eq!(users, server_users, "client {i} ({username}) users");
                     let conn = peer.conn.expect("a linked client has a connection");
                     assert_eq!(

@@ -1,4 +1,4 @@
-//! The blocking Rust client of `krmx-transport-mio` against `krmx serve` on both transports.
+//! The blocking Rust client of `krmx-client` against `krmx serve` on both transports.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -1,12 +1,12 @@
 //! Opening and closing the client's WebSocket on smol, and the deadline every wait is bound by.
 
+use crate::ClientFailure;
+use crate::target::target;
 use async_tungstenite::WebSocketStream;
-use krmx_driver::client_target;
 use smol::Timer;
 use smol::net::TcpStream;
 use smol::stream::StreamExt;
 use std::future::Future;
-use std::io;
 use std::time::Instant;
 
 /// The client's WebSocket.
@@ -29,17 +29,22 @@ pub(super) async fn within<T>(
 }
 
 /// Connects to `url` and runs the WebSocket handshake, both before `deadline`.
-pub(super) async fn open(url: &str, deadline: Option<Instant>) -> Result<Ws, tungstenite::Error> {
-    let (request, host, port) = client_target(url)?;
+pub(super) async fn open(url: &str, deadline: Option<Instant>) -> Result<Ws, ClientFailure> {
+    let target = target(url)?;
     let opening = async {
-        let stream = TcpStream::connect((host.as_str(), port)).await?;
-        stream.set_nodelay(true)?;
-        let (ws, _response) = async_tungstenite::client_async(request, stream).await?;
+        let connected = TcpStream::connect((target.host.as_str(), target.port)).await;
+        let stream = connected.map_err(|error| ClientFailure::opening_io(&error))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|error| ClientFailure::opening_io(&error))?;
+        let (ws, _response) = async_tungstenite::client_async(target.request, stream)
+            .await
+            .map_err(ClientFailure::handshake)?;
         Ok(ws)
     };
-    within(deadline, opening).await.unwrap_or_else(|| {
-        Err(io::Error::new(io::ErrorKind::TimedOut, "connecting timed out").into())
-    })
+    within(deadline, opening)
+        .await
+        .unwrap_or(Err(ClientFailure::Timeout))
 }
 
 /// Sends a close frame and reads until the server closes too, at most until `deadline`; the
@@ -51,5 +56,8 @@ pub(super) async fn close(mut ws: Ws, deadline: Option<Instant>) {
             while let Some(Ok(_)) = ws.next().await {}
         }
     };
-    let _ = within(deadline, closing).await;
+    // Done or out of time: the socket is dropped either way.
+    if within(deadline, closing).await.is_none() {
+        tracing::debug!("the server did not answer the close in time");
+    }
 }

@@ -1,4 +1,4 @@
-//! The async Rust client of `krmx-transport-smol` against `krmx serve` on both transports: every
+//! The async Rust client of `krmx-client` against `krmx serve` on both transports: every
 //! client scenario (each call run with `smol::block_on`), and clients driven concurrently in
 //! one executor.
 #![allow(
@@ -8,11 +8,11 @@
     clippy::panic
 )]
 
+use krmx_client::{AsyncClient, Client};
 use krmx_core::{ClientEvent, Message};
 use krmx_tests::TIMEOUT;
 use krmx_tests::cli::CliServer;
 use krmx_tests::rust_client::{joined, linked, options, pairs, url, users};
-use krmx_transport_smol::AsyncClient;
 use std::time::Duration;
 
 krmx_tests::client_scenario_tests!(krmx_tests::rust_client::Async);
@@ -110,5 +110,5 @@ fn clients_run_concurrently_in_one_executor_on_smol() {
 fn both_clients_can_move_between_threads_and_tasks() {
     fn send<T: Send + 'static>() {}
     send::<AsyncClient>();
-    send::<krmx_transport_mio::Client>();
+    send::<Client>();
 }

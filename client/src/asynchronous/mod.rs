@@ -7,10 +7,12 @@
 
 mod socket;
 
+use crate::read::{Read, read};
+use crate::wait::Wait;
+use crate::{ClientFailure, ClientOptions};
 use krmx_core::{
     ClientEvent, ClientInput, ClientOutput, ClientStatus, ClientUser, KrmxClient, Message,
 };
-use krmx_driver::{ClientFailure, ClientOptions, ClientRead, ClientWait, client_read};
 use smol::stream::StreamExt;
 use socket::{Ws, within};
 use std::collections::VecDeque;
@@ -20,10 +22,11 @@ use std::time::{Duration, Instant};
 /// messages, and follow who joined, linked, unlinked and left. No tokio is involved.
 ///
 /// Every method finishes once its work is done: [`link`](Self::link) once the server accepted
-/// (with the whole user list) or rejected, [`unlink`](Self::unlink) and [`leave`](Self::leave)
-/// once the server confirmed, each within the [timeout](ClientOptions::timeout). Everything that
-/// happens, including what happened during those calls, is queued as a [`ClientEvent`] for
-/// [`next_event`](Self::next_event), in the order it happened.
+/// and listed the users up to the client's own (see there) or rejected,
+/// [`unlink`](Self::unlink) and [`leave`](Self::leave) once the server confirmed, each within
+/// the [timeout](ClientOptions::timeout). Everything that happens, including what happened
+/// during those calls, is queued as a [`ClientEvent`] for [`next_event`](Self::next_event), in
+/// the order it happened.
 ///
 /// The client is one value driven by `&mut self`, with no task of its own: the socket is read
 /// while one of its methods is awaited, and pings are answered then. Keep awaiting
@@ -33,8 +36,8 @@ use std::time::{Duration, Instant};
 /// should be awaited to the end: one dropped half-way may leave its command unsent.
 ///
 /// ```
+/// use krmx_client::AsyncClient;
 /// use krmx_core::{ClientEvent, Message};
-/// use krmx_transport_smol::AsyncClient;
 /// use std::time::Duration;
 /// # use krmx_core::{Event, KrmxConfig};
 /// # use krmx_transport_smol::{Server, TransportConfig};
@@ -76,20 +79,51 @@ pub struct AsyncClient {
     ws: Option<Ws>,
     events: VecDeque<ClientEvent>,
     /// Why the last connection attempt failed, until [`reconnect`](Self::reconnect) returns it.
-    connect_error: Option<tungstenite::Error>,
+    connect_error: Option<ClientFailure>,
+    /// How the connection is ending, once known (the server's close frame, a protocol error):
+    /// what a command waiting when it ends reports.
+    ending: Option<ClientFailure>,
 }
 
 impl AsyncClient {
     /// Connects to `url` (`ws://host:port/path?query`) with the default [`ClientOptions`].
     ///
+    /// ```
+    /// use krmx_client::{AsyncClient, ClientFailure};
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// # let addr = listener.local_addr()?;
+    /// # drop(listener);
+    /// // Nothing listens at `addr`.
+    /// match smol::block_on(AsyncClient::connect(&format!("ws://{addr}"))) {
+    ///     Err(ClientFailure::Connect { kind, .. }) => {
+    ///         assert_eq!(kind, std::io::ErrorKind::ConnectionRefused);
+    ///     }
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
-    /// [`ClientFailure::Connect`]: a bad URL, the TCP connect, or the WebSocket handshake
-    /// failed, or they took longer than the timeout.
+    /// [`ClientFailure::InvalidUrl`], [`ClientFailure::Connect`],
+    /// [`ClientFailure::HandshakeRejected`] (for example 404 for a path the server does not
+    /// serve), [`ClientFailure::Protocol`] or [`ClientFailure::Timeout`].
     pub async fn connect(url: &str) -> Result<Self, ClientFailure> {
         Self::connect_with(url, ClientOptions::default()).await
     }
 
     /// Connects to `url` with these options (the protocol version sent, the timeout).
+    ///
+    /// ```no_run
+    /// use krmx_client::{AsyncClient, ClientOptions};
+    /// use std::time::Duration;
+    /// smol::block_on(async {
+    ///     let options = ClientOptions::new().timeout(Duration::from_secs(2));
+    ///     let client = AsyncClient::connect_with("ws://127.0.0.1:8082/lobby", options).await?;
+    ///     assert_eq!(client.url(), "ws://127.0.0.1:8082/lobby");
+    ///     Ok::<(), krmx_client::ClientFailure>(())
+    /// })?;
+    /// # Ok::<(), krmx_client::ClientFailure>(())
+    /// ```
     ///
     /// # Errors
     /// As [`connect`](Self::connect).
@@ -101,6 +135,7 @@ impl AsyncClient {
             ws: None,
             events: VecDeque::new(),
             connect_error: None,
+            ending: None,
         };
         client.reconnect().await?;
         Ok(client)
@@ -109,6 +144,17 @@ impl AsyncClient {
     /// Connects again to the same URL, once the connection is `closed` (by
     /// [`close`](Self::close), the server, or the network). The user list starts empty: link
     /// again to follow the server.
+    ///
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// # let mut client = krmx_client::AsyncClient::connect("ws://127.0.0.1:8082").await?;
+    /// client.close().await?;
+    /// client.reconnect().await?;
+    /// client.link("simon", None).await?;
+    /// # Ok::<(), krmx_client::ClientFailure>(())
+    /// # })?;
+    /// # Ok::<(), krmx_client::ClientFailure>(())
+    /// ```
     ///
     /// # Errors
     /// [`ClientFailure::Command`] when the client is not `closed`; as
@@ -120,20 +166,44 @@ impl AsyncClient {
         .await?;
         // The connection was opened (or failed) while the command was carried out.
         match self.connect_error.take() {
-            Some(error) => Err(ClientFailure::Connect(error)),
+            Some(failure) => Err(failure),
             None => Ok(()),
         }
     }
 
     /// Links the connection to `username`, with an optional auth string for the server's
-    /// authentication, and finishes once the server accepted the link and listed its users, or
-    /// rejected it. The link's events (`Linking`, `Accepted`, then `Joined` and `Linked` for
-    /// every user) stay queued for [`next_event`](Self::next_event).
+    /// authentication, and finishes once the server accepted the link and listed the users up
+    /// to the client's own, or rejected it.
+    ///
+    /// The server lists every user in join order after accepting, with no end marker; this
+    /// finishes at the client's own `krmx/linked`
+    /// ([`KrmxClient::is_listed`](krmx_core::KrmxClient::is_listed)). [`users`](Self::users)
+    /// then holds the users who joined before `username` and `username` itself, last. When the
+    /// link joined a new user that is every user. When the user was on the server already
+    /// (relinking, or joined by the server), the users who joined after it may still follow:
+    /// they come as `Joined` and `Linked` events from [`next_event`](Self::next_event), like
+    /// users joining later. The link's own events (`Linking`, `Accepted`, then `Joined` and
+    /// `Linked` for every user listed) stay queued for [`next_event`](Self::next_event).
+    ///
+    /// ```no_run
+    /// use krmx_client::{AsyncClient, ClientFailure};
+    /// smol::block_on(async {
+    ///     let mut client = AsyncClient::connect("ws://127.0.0.1:8082").await?;
+    ///     match client.link("simon", Some("token")).await {
+    ///         Ok(()) => println!("linked; {} users so far", client.users().len()),
+    ///         Err(ClientFailure::Rejected { reason }) => println!("rejected: {reason}"),
+    ///         Err(other) => return Err(other),
+    ///     }
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), ClientFailure>(())
+    /// ```
     ///
     /// # Errors
     /// [`ClientFailure::Rejected`] with the server's reason (the client stays `connected` and
     /// may link again); [`ClientFailure::Command`] when not `connected`;
-    /// [`ClientFailure::Closed`] or [`ClientFailure::Timeout`] when no answer came.
+    /// [`ClientFailure::Closed`] (with the server's close code and reason, if it sent any),
+    /// [`ClientFailure::Protocol`] or [`ClientFailure::Timeout`] when no answer came.
     pub async fn link(&mut self, username: &str, auth: Option<&str>) -> Result<(), ClientFailure> {
         let first_event = self.events.len();
         self.command(ClientInput::Link {
@@ -141,35 +211,64 @@ impl AsyncClient {
             auth: auth.map(str::to_owned),
         })
         .await?;
-        self.wait(&ClientWait::Link {
-            username: username.to_owned(),
-            first_event,
-        })
-        .await
+        self.wait(&Wait::Link { first_event }).await
     }
 
     /// Unlinks from the user, which stays on the server, and finishes once the server
     /// confirmed. The connection stays open: [`link`](Self::link) again, to any user.
     ///
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// # let mut client = krmx_client::AsyncClient::connect("ws://127.0.0.1:8082").await?;
+    /// client.link("simon", None).await?;
+    /// client.unlink().await?;
+    /// client.link("lisa", None).await?;
+    /// # Ok::<(), krmx_client::ClientFailure>(())
+    /// # })?;
+    /// # Ok::<(), krmx_client::ClientFailure>(())
+    /// ```
+    ///
     /// # Errors
-    /// [`ClientFailure::Command`] when not `linked`; [`ClientFailure::Closed`] or
-    /// [`ClientFailure::Timeout`] when no confirmation came.
+    /// [`ClientFailure::Command`] when not `linked`; [`ClientFailure::Closed`],
+    /// [`ClientFailure::Protocol`] or [`ClientFailure::Timeout`] when no confirmation came.
     pub async fn unlink(&mut self) -> Result<(), ClientFailure> {
         self.command(ClientInput::Unlink).await?;
-        self.wait(&ClientWait::Unlink).await
+        self.wait(&Wait::Unlink).await
     }
 
     /// The user leaves the server; finishes once the server confirmed the unlink. The
     /// connection stays open and `connected`.
     ///
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// # let mut client = krmx_client::AsyncClient::connect("ws://127.0.0.1:8082").await?;
+    /// client.link("simon", None).await?;
+    /// client.leave().await?;
+    /// assert_eq!(client.username(), None);
+    /// # Ok::<(), krmx_client::ClientFailure>(())
+    /// # })?;
+    /// # Ok::<(), krmx_client::ClientFailure>(())
+    /// ```
+    ///
     /// # Errors
     /// As [`unlink`](Self::unlink).
     pub async fn leave(&mut self) -> Result<(), ClientFailure> {
         self.command(ClientInput::Leave).await?;
-        self.wait(&ClientWait::Leave).await
+        self.wait(&Wait::Leave).await
     }
 
     /// Sends a custom message to the server (written before this finishes).
+    ///
+    /// ```no_run
+    /// use krmx_core::Message;
+    /// # smol::block_on(async {
+    /// # let mut client = krmx_client::AsyncClient::connect("ws://127.0.0.1:8082").await?;
+    /// client.link("simon", None).await?;
+    /// client.send(Message::parse(r#"{"type":"chat/say","payload":"hi"}"#)?).await?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// [`ClientFailure::Command`] when not `linked` or when the type starts with the reserved
@@ -183,6 +282,17 @@ impl AsyncClient {
     /// finishes once the server answered the close, at most the timeout. The client is
     /// `closed`; [`reconnect`](Self::reconnect) opens a new connection.
     ///
+    /// ```no_run
+    /// use krmx_core::ClientStatus;
+    /// # smol::block_on(async {
+    /// # let mut client = krmx_client::AsyncClient::connect("ws://127.0.0.1:8082").await?;
+    /// client.close().await?;
+    /// assert_eq!(client.status(), ClientStatus::Closed);
+    /// # Ok::<(), krmx_client::ClientFailure>(())
+    /// # })?;
+    /// # Ok::<(), krmx_client::ClientFailure>(())
+    /// ```
+    ///
     /// # Errors
     /// [`ClientFailure::Command`] when there is no connection to close.
     pub async fn close(&mut self) -> Result<(), ClientFailure> {
@@ -191,36 +301,104 @@ impl AsyncClient {
 
     /// The next event, reading from the server until one comes; `None` once the connection is
     /// closed and every event was taken. Cancel-safe.
+    ///
+    /// ```no_run
+    /// use krmx_core::ClientEvent;
+    /// # smol::block_on(async {
+    /// # let mut client = krmx_client::AsyncClient::connect("ws://127.0.0.1:8082").await?;
+    /// client.link("simon", None).await?;
+    /// while let Some(event) = client.next_event().await {
+    ///     if let ClientEvent::Message { message } = event {
+    ///         println!("{}", message.kind());
+    ///     }
+    /// }
+    /// # Ok::<(), krmx_client::ClientFailure>(())
+    /// # })?;
+    /// # Ok::<(), krmx_client::ClientFailure>(())
+    /// ```
     pub async fn next_event(&mut self) -> Option<ClientEvent> {
         self.next_event_until(None).await
     }
 
     /// The next event, reading from the server for at most `timeout`; `None` when none came in
     /// time or the connection is closed and every event was taken. Cancel-safe.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// # smol::block_on(async {
+    /// # let mut client = krmx_client::AsyncClient::connect("ws://127.0.0.1:8082").await?;
+    /// while let Some(event) = client.next_event_timeout(Duration::from_millis(100)).await {
+    ///     println!("{}", event.name());
+    /// }
+    /// # Ok::<(), krmx_client::ClientFailure>(())
+    /// # })?;
+    /// # Ok::<(), krmx_client::ClientFailure>(())
+    /// ```
     pub async fn next_event_timeout(&mut self, timeout: Duration) -> Option<ClientEvent> {
         self.next_event_until(Instant::now().checked_add(timeout))
             .await
     }
 
     /// The status (`connected`, `linked`, `closed`, ...).
+    ///
+    /// ```no_run
+    /// use krmx_core::ClientStatus;
+    /// # smol::block_on(async {
+    /// let client = krmx_client::AsyncClient::connect("ws://127.0.0.1:8082").await?;
+    /// assert_eq!(client.status(), ClientStatus::Connected);
+    /// # Ok::<(), krmx_client::ClientFailure>(())
+    /// # })?;
+    /// # Ok::<(), krmx_client::ClientFailure>(())
+    /// ```
     #[must_use]
     pub fn status(&self) -> ClientStatus {
         self.core.status()
     }
 
     /// The user the client is linked (or linking) to.
+    ///
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// # let mut client = krmx_client::AsyncClient::connect("ws://127.0.0.1:8082").await?;
+    /// client.link("simon", None).await?;
+    /// assert_eq!(client.username(), Some("simon"));
+    /// # Ok::<(), krmx_client::ClientFailure>(())
+    /// # })?;
+    /// # Ok::<(), krmx_client::ClientFailure>(())
+    /// ```
     #[must_use]
     pub fn username(&self) -> Option<&str> {
         self.core.username()
     }
 
-    /// Every user of the server, in join order, with whether it is linked, as of the events
-    /// read so far (taken or not). Empty unless linked.
+    /// The server's users as the client knows them from the events read so far (taken or not),
+    /// in join order, with whether each is linked. Empty unless linked. Right after
+    /// [`link`](Self::link) it holds the users up to the client's own (see there).
+    ///
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// # let mut client = krmx_client::AsyncClient::connect("ws://127.0.0.1:8082").await?;
+    /// client.link("simon", None).await?;
+    /// let online = client.users().filter(|user| user.is_linked).count();
+    /// println!("{online} online");
+    /// # Ok::<(), krmx_client::ClientFailure>(())
+    /// # })?;
+    /// # Ok::<(), krmx_client::ClientFailure>(())
+    /// ```
     pub fn users(&self) -> impl ExactSizeIterator<Item = &ClientUser> + '_ {
         self.core.users()
     }
 
     /// The URL the client connects to.
+    ///
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// let client = krmx_client::AsyncClient::connect("ws://127.0.0.1:8082").await?;
+    /// assert_eq!(client.url(), "ws://127.0.0.1:8082");
+    /// # Ok::<(), krmx_client::ClientFailure>(())
+    /// # })?;
+    /// # Ok::<(), krmx_client::ClientFailure>(())
+    /// ```
     #[must_use]
     pub fn url(&self) -> &str {
         &self.url
@@ -238,10 +416,10 @@ impl AsyncClient {
     }
 
     /// Reads until `wait` has its answer, at most the timeout.
-    async fn wait(&mut self, wait: &ClientWait) -> Result<(), ClientFailure> {
+    async fn wait(&mut self, wait: &Wait) -> Result<(), ClientFailure> {
         let deadline = Instant::now().checked_add(self.timeout);
         loop {
-            if let Some(outcome) = wait.outcome(&self.core, &self.events) {
+            if let Some(outcome) = wait.outcome(&self.core, &self.events, self.ending.as_ref()) {
                 return outcome;
             }
             if !self.read(deadline).await {
@@ -261,11 +439,15 @@ impl AsyncClient {
         let Some(next) = within(deadline, ws.next()).await else {
             return false;
         };
-        match next.map_or(ClientRead::Gone, client_read) {
-            ClientRead::Input(input) => self.fact(input).await,
-            ClientRead::Nothing | ClientRead::WouldBlock => {}
-            ClientRead::Gone => {
+        match next.map_or(Read::Gone(None), read) {
+            Read::Input(input) => self.fact(input).await,
+            Read::Closing(failure) => self.ending = Some(failure),
+            Read::Nothing | Read::WouldBlock => {}
+            Read::Gone(failure) => {
                 self.ws = None;
+                if self.ending.is_none() {
+                    self.ending = failure;
+                }
                 self.fact(ClientInput::ConnectionClosed).await;
             }
         }
@@ -297,17 +479,20 @@ impl AsyncClient {
         while let Some(output) = self.core.poll_output() {
             let deadline = Instant::now().checked_add(self.timeout);
             match output {
-                ClientOutput::Connect { url } => match socket::open(&url, deadline).await {
-                    Ok(ws) => {
-                        self.ws = Some(ws);
-                        self.report(ClientInput::ConnectionOpened);
+                ClientOutput::Connect { url } => {
+                    self.ending = None;
+                    match socket::open(&url, deadline).await {
+                        Ok(ws) => {
+                            self.ws = Some(ws);
+                            self.report(ClientInput::ConnectionOpened);
+                        }
+                        Err(failure) => {
+                            tracing::debug!(%url, %failure, "connecting failed");
+                            self.connect_error = Some(failure);
+                            self.report(ClientInput::ConnectionClosed);
+                        }
                     }
-                    Err(error) => {
-                        tracing::debug!(%url, %error, "connecting failed");
-                        self.connect_error = Some(error);
-                        self.report(ClientInput::ConnectionClosed);
-                    }
-                },
+                }
                 ClientOutput::Send { text } => {
                     let Some(ws) = self.ws.as_mut() else { continue };
                     let frame = tungstenite::Message::text(text.as_str());

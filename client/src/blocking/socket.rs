@@ -1,7 +1,8 @@
 //! Opening and closing the client's blocking WebSocket: TCP with a connect timeout, then
 //! tungstenite's client handshake.
 
-use krmx_driver::client_target;
+use crate::ClientFailure;
+use crate::target::target;
 use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
@@ -9,22 +10,20 @@ use tungstenite::{HandshakeError, WebSocket};
 
 /// Connects to `url` and runs the WebSocket handshake, each step within `timeout`. The stream
 /// keeps `timeout` as its write timeout; reads set their own.
-pub(super) fn open(
-    url: &str,
-    timeout: Duration,
-) -> Result<WebSocket<TcpStream>, tungstenite::Error> {
-    let (request, host, port) = client_target(url)?;
-    let stream = connect_tcp(&host, port, timeout)?;
-    stream.set_nodelay(true)?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
-    match tungstenite::client::client(request, stream) {
+pub(super) fn open(url: &str, timeout: Duration) -> Result<WebSocket<TcpStream>, ClientFailure> {
+    let target = target(url)?;
+    let stream = connect_tcp(&target.host, target.port, timeout)
+        .map_err(|error| ClientFailure::opening_io(&error))?;
+    let configured = stream
+        .set_nodelay(true)
+        .and_then(|()| stream.set_read_timeout(Some(timeout)))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)));
+    configured.map_err(|error| ClientFailure::opening_io(&error))?;
+    match tungstenite::client::client(target.request, stream) {
         Ok((ws, _response)) => Ok(ws),
-        Err(HandshakeError::Failure(error)) => Err(error),
+        Err(HandshakeError::Failure(error)) => Err(ClientFailure::handshake(error)),
         // A read timed out: the blocking stream reported `WouldBlock`.
-        Err(HandshakeError::Interrupted(_)) => {
-            Err(io::Error::new(io::ErrorKind::TimedOut, "the WebSocket handshake timed out").into())
-        }
+        Err(HandshakeError::Interrupted(_)) => Err(ClientFailure::Timeout),
     }
 }
 
