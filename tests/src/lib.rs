@@ -22,6 +22,7 @@ pub mod client;
 pub mod frames;
 pub mod hostile;
 pub mod msg;
+pub mod promptness;
 pub mod rust_client;
 pub mod scenarios;
 pub mod server;
