@@ -1,11 +1,13 @@
 //! Frames a client library would not send: oversized messages (one frame, many fragments, an
 //! announced length of exabytes), invalid UTF-8, and breaches of RFC 6455 framing.
 
-use super::{eventually, quiet, relay, serial, start_with_pair, upgraded, wait_event};
+use super::{
+    assert_server_still_serves, eventually, quiet, relay, serial, start_with_pair, upgraded,
+    wait_event,
+};
 use crate::client::RawIncoming;
 use crate::frames::{self, masked};
 use crate::{RawConnection, RunningServer, ServerEvent, TIMEOUT, Transport, VERSION, msg};
-use std::time::Duration;
 
 /// The maximum message size these scenarios configure.
 const MAX: usize = 64 << 10;
@@ -94,6 +96,7 @@ pub fn oversized_messages_close_with_1009_and_the_server_keeps_serving(transport
             if name == "alice" && message["payload"].as_str().map(str::len) == Some(MAX - shell.len()))
     });
     pair.exchange(2);
+    assert_server_still_serves(&mut server, &mut pair);
 }
 
 /// Invalid UTF-8 in a text message, in one frame, in a later fragment, or cut short at the
@@ -148,17 +151,22 @@ pub fn invalid_utf8_closes_with_1007_and_the_server_keeps_serving(transport: Tra
     // connection stays.
     split.send(&masked(true, frames::BINARY, b"\xff\xfe"));
     expect_unlinked(&mut server, "split");
-    let (_, texts) = {
-        let mut texts = Vec::new();
-        while let Some(RawIncoming::Frame(frame)) = split.next_within(Duration::from_millis(300)) {
-            if frame.opcode == frames::TEXT {
-                texts.push(
-                    serde_json::from_slice::<serde_json::Value>(&frame.payload).expect("JSON"),
-                );
+    // Everything it got until the answer to a ping sent now: the server answers in order, so
+    // whatever it sent for the binary frame comes before the pong.
+    split.send(&masked(true, frames::PING, b"after"));
+    let mut texts = Vec::new();
+    loop {
+        match split.next_within(TIMEOUT) {
+            Some(RawIncoming::Frame(frame)) if frame.opcode == frames::TEXT => texts
+                .push(serde_json::from_slice::<serde_json::Value>(&frame.payload).expect("JSON")),
+            Some(RawIncoming::Frame(frame))
+                if frame.opcode == frames::PONG && frame.payload == b"after" =>
+            {
+                break;
             }
+            other => panic!("split expected its messages then the pong, got {other:?}"),
         }
-        ((), texts)
-    };
+    }
     // Its own unlink was the last thing it got, and the connection is still open.
     assert_eq!(texts.last(), Some(&msg::unlinked("split")));
     split.send(&frames::text(
@@ -168,6 +176,7 @@ pub fn invalid_utf8_closes_with_1007_and_the_server_keeps_serving(transport: Tra
         *event == ServerEvent::linked("split")
     });
     pair.exchange(4);
+    assert_server_still_serves(&mut server, &mut pair);
 }
 
 /// RFC 6455 framing breaches: an unmasked frame, a reserved opcode, RSV bits, a control frame
@@ -225,6 +234,7 @@ pub fn protocol_violations_in_frames_drop_only_their_connection(transport: Trans
         server.users().iter().filter(|(_, linked)| *linked).count() == 2
     });
     pair.exchange(4);
+    assert_server_still_serves(&mut server, &mut pair);
 }
 
 /// A client that starts the close handshake gets the close frame back (its code echoed, as
@@ -240,4 +250,5 @@ pub fn a_close_from_the_client_is_answered_then_the_connection_ends(transport: T
     conn.expect_end(TIMEOUT);
     expect_unlinked(&mut server, "leaving");
     pair.exchange(2);
+    assert_server_still_serves(&mut server, &mut pair);
 }

@@ -1,10 +1,14 @@
 //! Bytes that are no WebSocket upgrade: garbage, plain HTTP, a request that never ends, one
 //! that never starts.
 
-use super::{eventually, open_fds, quiet, read_to_end_within, relay, serial, start_with_pair};
+use super::{
+    assert_server_still_serves, eventually, open_fds, quiet, read_to_end_within, relay, serial,
+    server_sockets, start_with_pair,
+};
 use crate::{ServerEvent, Transport};
 use std::io::Write;
 use std::net::TcpStream;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// How long the server may take to drop a connection it cannot upgrade, far below the
@@ -17,7 +21,7 @@ pub fn non_http_bytes_are_dropped_and_the_server_keeps_serving(transport: Transp
     let _serial = serial();
     let setup = relay(quiet()).handshake_timeout(Duration::from_secs(60));
     let (mut server, mut pair) = start_with_pair(transport, setup);
-    let fds = open_fds();
+    let (fds, sockets) = (open_fds(), server_sockets(server.addr().port()));
 
     let mut noise: Vec<u8> = Vec::with_capacity(64 << 10);
     let mut state = 0x2545_f491_4f6c_dd1d_u64;
@@ -72,44 +76,73 @@ pub fn non_http_bytes_are_dropped_and_the_server_keeps_serving(transport: Transp
             assert!(started.elapsed() < PROMPTLY, "{what}: dropped too late");
         }
     });
+    let port = server.addr().port();
     eventually(
         PROMPTLY,
         "the dropped connections' descriptors closed",
-        || open_fds() <= fds,
+        || open_fds() <= fds && server_sockets(port) <= sockets,
     );
     pair.exchange(2);
+    let events = pair.events_until_marker(&mut server);
     assert!(
-        super::drain_events(&mut server)
+        events
             .iter()
             .all(|event| matches!(event, ServerEvent::Message(..))),
-        "garbage produced an event"
+        "garbage produced an event: {events:?}"
     );
+    assert_server_still_serves(&mut server, &mut pair);
+}
+
+/// Reads `stream` on a thread of its own until the server drops it, so that the drop is seen
+/// when it comes; returns what came and how long after `started` the drop was seen.
+fn watch_drop(
+    mut stream: TcpStream,
+    started: Instant,
+    timeout: Duration,
+) -> JoinHandle<(Vec<u8>, Duration)> {
+    std::thread::Builder::new()
+        .stack_size(64 << 10)
+        .spawn(move || {
+            let answer = read_to_end_within(&mut stream, timeout);
+            (answer, started.elapsed())
+        })
+        .expect("spawning a watcher")
 }
 
 /// A client that connects and sends nothing, part of a request, or a request one byte at a
-/// time, is dropped once the handshake timeout passes; 200 of them at once are no trouble.
+/// time, is dropped once the handshake timeout passes (not before: each is timed from before it
+/// connects, and watched on a thread of its own so that its drop is seen when it comes); 200 of
+/// them at once are no trouble.
 pub fn handshake_that_never_finishes_is_dropped_at_the_timeout(transport: Transport) {
     let _serial = serial();
     let timeout = Duration::from_millis(400);
-    let (server, mut pair) = start_with_pair(transport, relay(quiet()).handshake_timeout(timeout));
-    let fds = open_fds();
+    let (mut server, mut pair) =
+        start_with_pair(transport, relay(quiet()).handshake_timeout(timeout));
     let addr = server.addr();
+    let (fds, sockets) = (open_fds(), server_sockets(addr.port()));
+    let within = timeout * 4 + PROMPTLY;
 
-    pair.chatter_during(|| {
-        let started = Instant::now();
-        let mut streams: Vec<TcpStream> = (0..200)
+    let drops = pair.chatter_during(|| {
+        let mut watchers: Vec<JoinHandle<(Vec<u8>, Duration)>> = (0..200)
             .map(|i| {
+                let started = Instant::now();
                 let mut stream = TcpStream::connect(addr).expect("connecting");
                 if i % 2 == 1 {
                     stream
                         .write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: web")
                         .expect("writing part of a request");
                 }
-                stream
+                watch_drop(stream, started, within)
             })
             .collect();
         // One byte every 20 ms: slower than the timeout allows.
+        let started = Instant::now();
         let mut slow = TcpStream::connect(addr).expect("connecting");
+        watchers.push(watch_drop(
+            slow.try_clone().expect("cloning the stream"),
+            started,
+            within,
+        ));
         let request = super::upgrade_request(addr);
         for byte in request.as_bytes() {
             if slow.write_all(&[*byte]).is_err() || started.elapsed() > timeout * 4 {
@@ -117,23 +150,36 @@ pub fn handshake_that_never_finishes_is_dropped_at_the_timeout(transport: Transp
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        streams.push(slow);
-        for stream in &mut streams {
-            let answer = read_to_end_within(stream, timeout * 4 + PROMPTLY);
-            assert!(answer.is_empty(), "a half upgrade got an answer");
-        }
-        let elapsed = started.elapsed();
-        assert!(
-            elapsed >= timeout - Duration::from_millis(20),
-            "dropped after {elapsed:?}, before the {timeout:?} timeout"
-        );
+        watchers
+            .into_iter()
+            .map(|watcher| {
+                watcher
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect::<Vec<_>>()
     });
+    for (i, (answer, after)) in drops.iter().enumerate() {
+        assert!(
+            answer.is_empty(),
+            "connection {i}: a half upgrade got an answer"
+        );
+        assert!(
+            *after >= timeout,
+            "connection {i} dropped {after:?} after connecting, before the {timeout:?} timeout"
+        );
+        assert!(
+            *after < timeout + PROMPTLY,
+            "connection {i} dropped only {after:?} after connecting, with a {timeout:?} timeout"
+        );
+    }
     eventually(
         PROMPTLY,
         "the dropped connections' descriptors closed",
-        || open_fds() <= fds,
+        || open_fds() <= fds && server_sockets(addr.port()) <= sockets,
     );
     pair.exchange(2);
+    assert_server_still_serves(&mut server, &mut pair);
 }
 
 /// A request head past 64 KiB (tungstenite's bound) is dropped at once, not read forever.
@@ -167,10 +213,12 @@ pub fn oversized_http_request_is_dropped(transport: Transport) {
         }
     });
     pair.exchange(2);
+    let events = pair.events_until_marker(&mut server);
     assert!(
-        super::drain_events(&mut server)
+        events
             .iter()
             .all(|event| matches!(event, ServerEvent::Message(..))),
-        "an oversized request produced an event"
+        "an oversized request produced an event: {events:?}"
     );
+    assert_server_still_serves(&mut server, &mut pair);
 }

@@ -1,6 +1,14 @@
 //! Hostile input over real sockets: every scenario attacks a server on one transport and then
 //! checks that it keeps serving, with a well-behaved linked pair ([`Pair`]) whose relayed chat
-//! must arrive whole, exactly once and in order, before, during and after the attack.
+//! must arrive whole, exactly once and in order, before, during and after the attack, and with
+//! a fresh client that connects, links and chats once the attack is over
+//! ([`assert_server_still_serves`]): the pair alone would not notice a server that no longer
+//! accepts or links anybody new.
+//!
+//! No sleep stands in for "the server has done it": a scenario waits for what shows it (an
+//! event, the server's sockets released, a pong or a chat relayed after the fact:
+//! [`Pair::events_until_marker`]). Resource checks measure the server (its own sockets,
+//! [`server_sockets`]) and fail when they cannot measure.
 //!
 //! A transport's test file runs them all with [`hostile_tests!`](crate::hostile_tests):
 //!
@@ -108,11 +116,6 @@ pub fn wait_event(
     }
 }
 
-/// Takes every event already emitted; returns them.
-pub fn drain_events(server: &mut RunningServer) -> Vec<ServerEvent> {
-    std::iter::from_fn(|| server.next_event_within(Duration::ZERO)).collect()
-}
-
 /// Two well-behaved linked clients, `alice` and `bob`, on a relaying server ([`relay`]). Each
 /// [`exchange`](Self::exchange) has both send numbered chat messages and read until each has
 /// every message of both: per sender, every number exactly once and in order, across the whole
@@ -129,6 +132,10 @@ pub struct Pair {
     bulk: [u64; 2],
     /// Messages relayed and checked so far.
     pub checked: u64,
+    /// Users besides the pair whose chat the pair may receive ([`assert_server_still_serves`]).
+    guests: Vec<String>,
+    /// Per receiver: every presence message and chat about a guest, in order of arrival.
+    about_guests: [Vec<Value>; 2],
 }
 
 /// The pair's names.
@@ -149,13 +156,22 @@ impl Pair {
             *event == ServerEvent::linked(PAIR[1])
         });
         alice.expect_jsons(&[crate::msg::joined(PAIR[1]), crate::msg::linked(PAIR[1])]);
-        let clients = vec![alice, bob];
         Self {
-            clients,
+            clients: vec![alice, bob],
+            ..Self::empty()
+        }
+    }
+
+    /// A pair without clients (a placeholder while the pair chatters on a thread of its own).
+    fn empty() -> Self {
+        Self {
+            clients: Vec::new(),
             sent: [0; 2],
             expected: [[0; 2]; 2],
             bulk: [0; 2],
             checked: 0,
+            guests: Vec::new(),
+            about_guests: [Vec::new(), Vec::new()],
         }
     }
 
@@ -183,30 +199,40 @@ impl Pair {
     }
 
     fn receive(&mut self, bulk: u64) {
-        for (receiver, name) in PAIR.iter().enumerate() {
-            let deadline = Instant::now() + TIMEOUT * 2;
-            while self.expected[receiver] != self.sent || self.bulk[receiver] < bulk {
-                let left = deadline.saturating_duration_since(Instant::now());
-                let incoming = self.clients[receiver].next_within(left);
-                let Some(Incoming::Json(value)) = incoming else {
-                    panic!(
-                        "{name} expected chat up to {:?}, had {:?}, got {incoming:?}",
-                        self.sent, self.expected[receiver]
-                    );
-                };
-                self.take(receiver, &value);
-            }
+        for receiver in 0..PAIR.len() {
+            self.receive_until(receiver, |pair| {
+                pair.expected[receiver] == pair.sent && pair.bulk[receiver] >= bulk
+            });
+        }
+    }
+
+    /// Has `receiver` read and check messages until `done` holds; panics when anything but a
+    /// message comes, or nothing for twice [`TIMEOUT`].
+    fn receive_until(&mut self, receiver: usize, done: impl Fn(&Self) -> bool) {
+        let deadline = Instant::now() + TIMEOUT * 2;
+        while !done(self) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let incoming = self.clients[receiver].next_within(left);
+            let Some(Incoming::Json(value)) = incoming else {
+                panic!(
+                    "{} expected chat up to {:?}, had {:?}, got {incoming:?}",
+                    PAIR[receiver], self.sent, self.expected[receiver]
+                );
+            };
+            self.take(receiver, &value);
         }
     }
 
     fn take(&mut self, receiver: usize, value: &Value) {
         let kind = value["type"].as_str().unwrap_or_default();
+        let is_guest = |name: &str| self.guests.iter().any(|guest| guest == name);
         if kind == "chat" {
             let from = value["payload"]["from"].as_str().unwrap_or_default();
-            let sender = PAIR
-                .iter()
-                .position(|name| *name == from)
-                .unwrap_or_else(|| panic!("chat from an unknown sender: {value}"));
+            let Some(sender) = PAIR.iter().position(|name| *name == from) else {
+                assert!(is_guest(from), "chat from an unknown sender: {value}");
+                self.about_guests[receiver].push(value.clone());
+                return;
+            };
             let seq = value["payload"]["seq"].as_u64().expect("a chat number");
             let expected = &mut self.expected[receiver][sender];
             assert_eq!(
@@ -232,6 +258,9 @@ impl Pair {
                 "{} got {value}: the pair must stay linked",
                 PAIR[receiver]
             );
+            if is_guest(about) {
+                self.about_guests[receiver].push(value.clone());
+            }
         } else {
             panic!("{} got an unexpected message {value}", PAIR[receiver]);
         }
@@ -242,16 +271,7 @@ impl Pair {
     /// least once during the attack.
     pub fn chatter_during<T>(&mut self, attack: impl FnOnce() -> T) -> T {
         let stop = Arc::new(AtomicBool::new(false));
-        let mut pair = std::mem::replace(
-            self,
-            Self {
-                clients: Vec::new(),
-                sent: [0; 2],
-                expected: [[0; 2]; 2],
-                bulk: [0; 2],
-                checked: 0,
-            },
-        );
+        let mut pair = std::mem::replace(self, Self::empty());
         let stopping = Arc::clone(&stop);
         let chatter = std::thread::spawn(move || {
             let started = Instant::now();
@@ -279,6 +299,113 @@ impl Pair {
     pub fn clients(&mut self) -> &mut [Client] {
         &mut self.clients
     }
+
+    /// A marker in the server's events: the pair exchanges once more, and every event the
+    /// server emitted until it relayed that exchange is returned (the marker's own two
+    /// `message` events left out). The server emits its events in the order it does things,
+    /// so whatever it did before it read the marker (a decision carried out, a connection
+    /// dropped, a request refused) is in the list: no sleep needs to guess how long that takes.
+    pub fn events_until_marker(&mut self, server: &mut RunningServer) -> Vec<ServerEvent> {
+        let mut markers: Vec<ServerEvent> = PAIR
+            .iter()
+            .zip(self.sent)
+            .map(|(name, seq)| ServerEvent::message(name, chat(name, seq)))
+            .collect();
+        self.exchange(1);
+        let mut before = Vec::new();
+        let deadline = Instant::now() + TIMEOUT;
+        while !markers.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let event = server.next_event_within(left).unwrap_or_else(|| {
+                panic!("the server did not emit {markers:?} within {TIMEOUT:?}, only {before:?}")
+            });
+            match markers.iter().position(|marker| *marker == event) {
+                Some(at) => {
+                    markers.remove(at);
+                }
+                None => before.push(event),
+            }
+        }
+        before
+    }
+}
+
+/// The name of the fresh user [`assert_server_still_serves`] links.
+pub const NEWCOMER: &str = "newcomer";
+
+/// Every hostile scenario ends here: the attack may have broken what the pair, linked before
+/// it, does not use any more (accepting, upgrading, linking). A fresh client connects and links
+/// as [`NEWCOMER`], getting the accepted sequence for every user the server has (alice and bob
+/// linked among them); alice and bob see it join and link; its chat is relayed to all three;
+/// and it gets the pair's next chat.
+pub fn assert_server_still_serves(server: &mut RunningServer, pair: &mut Pair) {
+    let users = server.users();
+    assert!(
+        PAIR.iter()
+            .all(|name| users.contains(&((*name).to_owned(), true))),
+        "the pair is no longer linked: {users:?}"
+    );
+    assert!(
+        users.iter().all(|(name, _)| name != NEWCOMER),
+        "{NEWCOMER} exists already: {users:?}"
+    );
+    let mut roster: Vec<(&str, bool)> = users
+        .iter()
+        .map(|(name, linked)| (name.as_str(), *linked))
+        .collect();
+    roster.push((NEWCOMER, true));
+    pair.guests.push(NEWCOMER.to_owned());
+
+    let mut newcomer = Client::connect(server.addr());
+    newcomer.link(NEWCOMER);
+    // With application authentication the scenario's hook may leave the decision to us.
+    loop {
+        let event = wait_event(server, TIMEOUT, |event| match event {
+            ServerEvent::Authenticate { username, .. } | ServerEvent::Linked(username) => {
+                username == NEWCOMER
+            }
+            _ => false,
+        });
+        match event {
+            ServerEvent::Authenticate { id, .. } => {
+                server.decide_auth(id, krmx_core::AuthDecision::Accept);
+            }
+            _ => break,
+        }
+    }
+    newcomer.expect_linked(&roster);
+
+    let said = chat(NEWCOMER, 0);
+    newcomer.send_json(&said);
+    newcomer.expect_json(&said);
+    let seen = [
+        crate::msg::joined(NEWCOMER),
+        crate::msg::linked(NEWCOMER),
+        said.clone(),
+    ];
+    for (receiver, name) in PAIR.iter().enumerate() {
+        pair.receive_until(receiver, |pair| pair.about_guests[receiver].contains(&said));
+        assert_eq!(
+            pair.about_guests[receiver], seen,
+            "what {name} saw of {NEWCOMER}"
+        );
+    }
+
+    // And the newcomer gets what the pair says.
+    let mut owed: Vec<Value> = PAIR
+        .iter()
+        .zip(pair.sent)
+        .map(|(name, seq)| chat(name, seq))
+        .collect();
+    pair.exchange(1);
+    while !owed.is_empty() {
+        let got = newcomer.next_json();
+        let at = owed
+            .iter()
+            .position(|value| *value == got)
+            .unwrap_or_else(|| panic!("{NEWCOMER} expected {owed:?}, got {got}"));
+        owed.remove(at);
+    }
 }
 
 /// The server broadcast `seq`, carrying `fill`.
@@ -293,21 +420,92 @@ pub fn chat(from: &str, seq: u64) -> Value {
     json!({"type": "chat", "payload": {"from": from, "seq": seq}})
 }
 
-/// The resident memory of this process (the server runs in it), in KiB.
+/// The resident memory of this process (the server runs in it), in KiB. Panics when it cannot
+/// be measured: a memory bound checked against nothing would always hold.
 #[must_use]
 pub fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let status = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_else(|error| panic!("cannot measure the memory: /proc/self/status: {error}"));
     status
         .lines()
         .find_map(|line| line.strip_prefix("VmRSS:"))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+        .unwrap_or_else(|| panic!("cannot measure the memory: no VmRSS in /proc/self/status"))
 }
 
-/// How many file descriptors this process has open.
+/// What the process's resident memory may grow by beyond the bounded buffers a scenario
+/// accounts for: the pair's chatter thread (its stack and its malloc arena), the attacking
+/// clients' own buffers, and allocator slack (freed blocks not reused at once). Measured on the
+/// memory scenarios, debug builds, both transports, before these bounds were tightened: the
+/// growth was at most about 1 MiB all told (280 broadcasts of 16 KiB to a client that stops
+/// reading, 256 KiB of which the server legitimately buffers), about 0.5 MiB for a flood of
+/// 200 000 pings, 50 KiB for 20 000 pings answered. Twice the worst, so that a loaded machine
+/// does not flake; a bound disabled costs tens of MiB and cannot hide under it.
+pub const ALLOCATOR_NOISE_KIB: u64 = 2 << 10;
+
+/// The memory growth a scenario allows, in KiB: four times `bounded` bytes (what the server
+/// may keep by design: a connection's bounded outbox, plus what reading and writing around it
+/// hold in flight) plus [`ALLOCATOR_NOISE_KIB`].
+#[must_use]
+pub fn rss_tolerance_kib(bounded: usize) -> u64 {
+    4 * (bounded as u64).div_ceil(1024) + ALLOCATOR_NOISE_KIB
+}
+
+/// How many file descriptors this process has open (the server's and the test's own). Panics
+/// when they cannot be counted.
 #[must_use]
 pub fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count)
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap_or_else(|error| panic!("cannot count the descriptors: /proc/self/fd: {error}"))
+        .count()
+}
+
+/// How many TCP sockets this process holds whose local port is `port`: the server's own (its
+/// listener and every connection it accepted), not the test's clients, whose local ports are
+/// ephemeral. Sockets are matched by inode between `/proc/self/fd` and `/proc/net/tcp{,6}`.
+/// Panics when they cannot be counted.
+#[must_use]
+pub fn server_sockets(port: u16) -> usize {
+    let mut inodes = std::collections::HashSet::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = match std::fs::read_to_string(table) {
+            Ok(text) => text,
+            // No IPv6 in this kernel: then there are no IPv6 sockets either.
+            Err(error) if table.ends_with('6') && error.kind() == std::io::ErrorKind::NotFound => {
+                continue;
+            }
+            Err(error) => panic!("cannot count the server's sockets: {table}: {error}"),
+        };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields
+                .get(1)
+                .and_then(|local| local.rsplit_once(':'))
+                .and_then(|(_, hex)| u16::from_str_radix(hex, 16).ok());
+            let inode = fields.get(9).and_then(|inode| inode.parse::<u64>().ok());
+            match (local_port, inode) {
+                (Some(local), Some(inode)) if local == port && inode != 0 => {
+                    inodes.insert(inode);
+                }
+                (Some(_), Some(_)) => {}
+                _ => panic!("cannot count the server's sockets: {table} has a line {line:?}"),
+            }
+        }
+    }
+    let fds = std::fs::read_dir("/proc/self/fd").unwrap_or_else(|error| {
+        panic!("cannot count the server's sockets: /proc/self/fd: {error}")
+    });
+    fds.flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|target| {
+            let target = target
+                .to_str()?
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?;
+            target.parse::<u64>().ok()
+        })
+        .filter(|inode| inodes.contains(inode))
+        .count()
 }
 
 /// Waits until `condition` holds, checking every 10 ms; panics after `timeout` with `what`.

@@ -3,15 +3,26 @@
 //! broadcast. None of them may disturb anybody else.
 
 use super::{
-    bulk, drain_events, eventually, open_fds, quiet, relay, relay_hook, reset, serial,
-    start_upgrade, start_with_pair, upgraded, wait_event,
+    assert_server_still_serves, bulk, eventually, open_fds, quiet, relay, relay_hook, reset,
+    serial, server_sockets, start_upgrade, start_with_pair, upgraded, wait_event,
 };
 use crate::server::{Command, Setup};
 use crate::{Client, RunningServer, ServerEvent, TIMEOUT, Transport, VERSION, frames, msg};
 use krmx_core::{AuthDecision, AuthMode};
 use std::io::Write;
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// Waits until the server holds no more sockets than `sockets` (its listener and the
+/// connections it had before): it has seen every reset since, and forgotten their connections
+/// (both transports drop a connection's socket as they hand its end to the core, and commands
+/// come after that).
+fn wait_sockets_released(server: &RunningServer, sockets: usize) {
+    let port = server.addr().port();
+    eventually(TIMEOUT, "the server released the reset connections", || {
+        server_sockets(port) <= sockets
+    });
+}
 
 /// The bytes of a link request frame for `name`.
 fn link_frame(name: &str) -> Vec<u8> {
@@ -34,7 +45,7 @@ pub fn reset_mid_handshake_and_right_after_the_upgrade(transport: Transport) {
     let _serial = serial();
     let (mut server, mut pair) = start_with_pair(transport, relay(quiet()));
     let addr = server.addr();
-    let fds = open_fds();
+    let (fds, sockets) = (open_fds(), server_sockets(addr.port()));
     pair.chatter_during(|| {
         for round in 0..100 {
             let mut partial = TcpStream::connect(addr).expect("connecting");
@@ -54,6 +65,7 @@ pub fn reset_mid_handshake_and_right_after_the_upgrade(transport: Transport) {
             reset(talking);
         }
     });
+    wait_sockets_released(&server, sockets);
     eventually(
         TIMEOUT,
         "every reset connection's descriptor closed",
@@ -61,10 +73,25 @@ pub fn reset_mid_handshake_and_right_after_the_upgrade(transport: Transport) {
     );
     pair.exchange(4);
     // A "ghost" may have linked before its reset was seen: then it is unlinked now.
-    eventually(TIMEOUT, "ghost unlinked", || {
-        others(&server).iter().all(|(_, linked)| !linked)
-    });
-    let _ = drain_events(&mut server);
+    assert!(
+        others(&server).iter().all(|(_, linked)| !linked),
+        "a reset connection is still linked: {:?}",
+        others(&server)
+    );
+    for event in pair.events_until_marker(&mut server) {
+        match event {
+            ServerEvent::Message(name, _) => {
+                assert!(
+                    super::PAIR.contains(&name.as_str()),
+                    "{name} sent a message"
+                );
+            }
+            ServerEvent::Joined(name) | ServerEvent::Linked(name) | ServerEvent::Unlinked(name)
+                if name == "ghost" => {}
+            other => panic!("a reset connection produced {other:?}"),
+        }
+    }
+    assert_server_still_serves(&mut server, &mut pair);
 }
 
 /// 100 connections send a link and reset at once: each link is handled or not, but no user
@@ -73,26 +100,47 @@ pub fn reset_mid_link_leaves_the_user_unlinked_or_absent(transport: Transport) {
     let _serial = serial();
     let (mut server, mut pair) = start_with_pair(transport, relay(quiet()));
     let addr = server.addr();
+    let sockets = server_sockets(addr.port());
     pair.chatter_during(|| {
         for i in 0..100 {
+            let name = format!("victim{i}");
             let mut stream = upgraded(addr);
             stream
-                .write_all(&link_frame(&format!("victim{i}")))
+                .write_all(&link_frame(&name))
                 .expect("writing the link");
             if i % 2 == 0 {
-                // Some after the answer has arrived (unread: the reset discards it).
-                std::thread::sleep(Duration::from_millis(2));
+                // Half of them once the link is done (its answer unread: the reset discards
+                // it), the others at once.
+                wait_event(&mut server, TIMEOUT, |event| {
+                    *event == ServerEvent::linked(&name)
+                });
             }
             reset(stream);
         }
     });
-    eventually(TIMEOUT, "every victim unlinked", || {
-        others(&server).iter().all(|(_, linked)| !linked)
-    });
+    wait_sockets_released(&server, sockets);
+    assert!(
+        others(&server).iter().all(|(_, linked)| !linked),
+        "a victim is still linked: {:?}",
+        others(&server)
+    );
     let joined = others(&server).len();
     eprintln!("{joined} of 100 reset links were handled before their reset");
+    assert!(joined >= 50, "only {joined} links were handled");
     pair.exchange(4);
-    let _ = drain_events(&mut server);
+    for event in pair.events_until_marker(&mut server) {
+        match event {
+            ServerEvent::Message(name, _) => {
+                assert!(
+                    super::PAIR.contains(&name.as_str()),
+                    "{name} sent a message"
+                );
+            }
+            ServerEvent::Joined(name) | ServerEvent::Linked(name) | ServerEvent::Unlinked(name)
+                if name.starts_with("victim") => {}
+            other => panic!("a reset link produced {other:?}"),
+        }
+    }
     for i in [0, 1, 98, 99] {
         let name = format!("victim{i}");
         let mut client = Client::connect(addr);
@@ -103,6 +151,7 @@ pub fn reset_mid_link_leaves_the_user_unlinked_or_absent(transport: Transport) {
         });
     }
     pair.exchange(2);
+    assert_server_still_serves(&mut server, &mut pair);
 }
 
 /// With application authentication: a connection that resets while its link waits for the
@@ -124,19 +173,23 @@ pub fn reset_during_a_pending_authentication_forgets_it(transport: Transport) {
     });
     let (mut server, mut pair) = start_with_pair(transport, setup);
     let addr = server.addr();
+    let sockets = server_sockets(addr.port());
     for i in 0..20 {
         let name = format!("victim{i}");
         let mut stream = upgraded(addr);
         stream.write_all(&link_frame(&name)).expect("writing");
-        let id = match wait_event(&mut server, TIMEOUT, |event| {
-            matches!(event, ServerEvent::Authenticate { .. })
-        }) {
+        let asked = wait_event(&mut server, TIMEOUT, |event| match event {
+            ServerEvent::Authenticate { .. } => true,
+            ServerEvent::Message(..) => false,
+            other => panic!("a forgotten link produced {other:?}"),
+        });
+        let id = match asked {
             ServerEvent::Authenticate { id, username, .. } if username == name => id,
             other => panic!("expected the authentication of {name}, got {other:?}"),
         };
         reset(stream);
-        // The reset reaches the server within a few milliseconds; the decision comes later.
-        std::thread::sleep(Duration::from_millis(50));
+        // The decision comes once the server has seen the reset.
+        wait_sockets_released(&server, sockets);
         server.decide_auth(id, AuthDecision::Accept);
         pair.exchange(1);
     }
@@ -148,18 +201,25 @@ pub fn reset_during_a_pending_authentication_forgets_it(transport: Transport) {
             .expect("writing");
         reset(stream);
     }
+    wait_sockets_released(&server, sockets);
     // Decide whatever was asked (late, for connections that are gone): nothing may follow.
-    for _ in 0..5 {
-        std::thread::sleep(Duration::from_millis(100));
-        for event in drain_events(&mut server) {
-            match event {
-                ServerEvent::Authenticate { id, .. } => {
-                    server.decide_auth(id, AuthDecision::Accept);
-                }
-                ServerEvent::Message(..) => {}
-                other => panic!("a forgotten link produced {other:?}"),
+    let mut asked = 0;
+    for event in pair.events_until_marker(&mut server) {
+        match event {
+            ServerEvent::Authenticate { id, username, .. } if username.starts_with("early") => {
+                server.decide_auth(id, AuthDecision::Accept);
+                asked += 1;
             }
+            ServerEvent::Message(..) => {}
+            other => panic!("a forgotten link produced {other:?}"),
         }
+    }
+    eprintln!("{asked} of 20 links reset at once were read before their reset");
+    for event in pair.events_until_marker(&mut server) {
+        assert!(
+            matches!(event, ServerEvent::Message(..)),
+            "a late decision produced {event:?}"
+        );
     }
     assert_eq!(others(&server), []);
     pair.exchange(4);
@@ -171,6 +231,7 @@ pub fn reset_during_a_pending_authentication_forgets_it(transport: Transport) {
         *event == ServerEvent::linked("late0")
     });
     pair.exchange(2);
+    assert_server_still_serves(&mut server, &mut pair);
 }
 
 /// Three linked clients that do not read are reset while the server broadcasts 400 messages
@@ -203,11 +264,32 @@ pub fn reset_mid_broadcast_unlinks_only_that_user(transport: Transport) {
         reset(victims.remove(0));
     });
     pair.expect_bulk(COUNT);
-    for i in 0..3 {
-        let name = format!("victim{i}");
-        wait_event(&mut server, TIMEOUT, |event| {
-            *event == ServerEvent::unlinked(&name)
-        });
+    // Each is unlinked, in whatever order the server noticed the resets.
+    let mut victims: Vec<ServerEvent> = (0..3)
+        .map(|i| ServerEvent::unlinked(&format!("victim{i}")))
+        .collect();
+    let deadline = Instant::now() + TIMEOUT;
+    while !victims.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Some(event) = server.next_event_within(left) else {
+            // For the diagnosis: a command wakes the server; does the event come then?
+            let users = server.users();
+            let nudged = server.next_event_within(Duration::from_millis(200));
+            panic!(
+                "{victims:?} did not come within {TIMEOUT:?}; the users: {users:?}; the \
+                 server's sockets: {}; the next event once a command woke the server: \
+                 {nudged:?}",
+                server_sockets(addr.port())
+            );
+        };
+        if matches!(event, ServerEvent::Message(..)) {
+            continue;
+        }
+        let at = victims
+            .iter()
+            .position(|victim| *victim == event)
+            .unwrap_or_else(|| panic!("expected one of {victims:?}, got {event:?}"));
+        victims.remove(at);
     }
     assert_eq!(
         others(&server),
@@ -216,4 +298,5 @@ pub fn reset_mid_broadcast_unlinks_only_that_user(transport: Transport) {
             .collect::<Vec<_>>()
     );
     pair.exchange(4);
+    assert_server_still_serves(&mut server, &mut pair);
 }
