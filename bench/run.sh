@@ -7,6 +7,9 @@
 #   bench/run.sh                 # every workload, 3 rounds
 #   ROUNDS=5 bench/run.sh relay  # some workloads only: link relay echo echo4 idle idle10k
 #   NODE=0 bench/run.sh          # without the Node reference (no npm needed)
+#   BASELINE=/tmp/old/krmx NODE=0 BARE=0 bench/run.sh relay echo idle
+#                                # this build against another build of `krmx` (before/after a
+#                                # change), both transports, alternating round by round
 #
 # The Node reference is installed on first use (npm ci in bench/node-reference). idle10k needs
 # `ulimit -n` of 20000 or more and takes minutes per server; the Node reference is left out of
@@ -16,6 +19,8 @@ cd "$(dirname "$0")/.."
 
 ROUNDS="${ROUNDS:-3}"
 NODE="${NODE:-1}"
+BARE_PEERS="${BARE:-1}"
+BASELINE="${BASELINE:-}"
 WORKLOADS=("$@")
 if [ ${#WORKLOADS[@]} -eq 0 ]; then
   WORKLOADS=(link relay echo echo4 idle idle10k)
@@ -36,8 +41,15 @@ NODE_REF=()
 if [ "$NODE" = 1 ]; then
   NODE_REF=(--server "node:node bench/node-reference/serve.js")
 fi
-BARE=(--bare "bare-mio:target/release/krmx-bare --transport mio"
-  --bare "bare-smol:target/release/krmx-bare --transport smol")
+if [ -n "$BASELINE" ]; then
+  KRMX+=(--server "mio-baseline:$BASELINE serve --krmx-version 0.5"
+    --server "smol-baseline:$BASELINE serve --transport smol --krmx-version 0.5")
+fi
+BARE=()
+if [ "$BARE_PEERS" = 1 ]; then
+  BARE=(--bare "bare-mio:target/release/krmx-bare --transport mio"
+    --bare "bare-smol:target/release/krmx-bare --transport smol")
+fi
 
 # run NAME WORKLOAD ARGS...: one krmx-load invocation, its output kept as NAME.txt / NAME.log.
 run() {
