@@ -7,7 +7,8 @@
 //! changes of the step list.
 //!
 //! - [`server_inputs`]: sequences of transport facts, decisions, time steps and server commands,
-//!   invariants after every step;
+//!   invariants after every step, timers and limits judged against the reference of their
+//!   deadlines ([`deadlines`], shared with the simulation like [`check`]);
 //! - [`frames`]: raw bytes as text and binary frames into linked, unlinked and pending
 //!   connections, checked against an independent classification of the bytes;
 //! - [`handshake`]: request targets against configured path and query rules;
@@ -15,6 +16,8 @@
 
 #[path = "../../tests/src/simulation/check.rs"]
 pub mod check;
+#[path = "../../tests/src/simulation/deadlines.rs"]
+pub mod deadlines;
 
 pub mod client;
 pub mod frames;
@@ -108,21 +111,46 @@ pub fn write_corpus(dir: &std::path::Path) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
-    /// Every seed runs without a failure (the targets panic on one).
+    /// The function that runs one input of `target`.
+    fn runner(target: &str) -> fn(&[u8]) {
+        match target {
+            "server_inputs" => server_inputs::run,
+            "frames" => frames::run,
+            "handshake" => handshake::run,
+            "client" => client::run,
+            other => panic!("unknown target {other}"),
+        }
+    }
+
+    /// Every seed runs without a failure (the targets panic on one; the seed's name is printed
+    /// first, and replays with `KRMX_FUZZ_REPLAY=corpus/TARGET/NAME cargo test replay`).
     #[test]
     fn seeds_pass() {
-        for (_, seed) in server_inputs::seeds() {
-            server_inputs::run(&seed);
+        for (target, seeds) in all_seeds() {
+            for (name, seed) in seeds {
+                println!("seed {target}/{name}");
+                runner(target)(&seed);
+            }
         }
-        for (_, seed) in frames::seeds() {
-            frames::run(&seed);
-        }
-        for (_, seed) in handshake::seeds() {
-            handshake::run(&seed);
-        }
-        for (_, seed) in client::seeds() {
-            client::run(&seed);
-        }
+    }
+
+    /// `KRMX_FUZZ_REPLAY=PATH cargo test replay -- --nocapture` runs one input file (a seed, or
+    /// a crash left in `artifacts/TARGET/`) through the target named by its folder;
+    /// `KRMX_FUZZ_TRACE=1` prints the `server_inputs` steps and outputs.
+    #[test]
+    fn replay() {
+        let Some(path) = std::env::var_os("KRMX_FUZZ_REPLAY") else {
+            return;
+        };
+        let path = std::path::PathBuf::from(path);
+        let target = path
+            .parent()
+            .and_then(std::path::Path::file_name)
+            .and_then(std::ffi::OsStr::to_str)
+            .unwrap_or_default()
+            .to_owned();
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        runner(&target)(&bytes);
     }
 
     /// The committed corpus is what the seed functions write: `KRMX_FUZZ_WRITE_SEEDS=1 cargo

@@ -1,8 +1,10 @@
 //! `server_inputs`: arbitrary sequences of transport facts, authentication decisions, time steps
-//! and server commands, with the [`ServerChecker`] invariants after every step.
+//! and server commands, with the [`ServerChecker`] invariants after every step, and every timer
+//! and limit judged against the reference of its deadlines ([`crate::deadlines`]).
 //!
-//! Input: three setup bytes (flags, auth timeout, immediate-decision policy), then steps, each
-//! an opcode byte and its operand bytes (see [`Step`]).
+//! Input: three setup bytes (flags; auth timeout; immediate-decision policy, unlinked timeout,
+//! unlinked cap and which connections answer pings, see [`Setup`]), then steps, each an opcode
+//! byte and its operand bytes (see [`Step`]).
 //!
 //! Beyond the checker's invariants, every step checks its own result: a fact about a connection
 //! is refused exactly when the connection is not open; a refused server command changes nothing
@@ -17,14 +19,41 @@ use krmx_core::{
 };
 use std::time::{Duration, Instant};
 
-/// The server's configuration, from the first three bytes.
+/// The server's configuration, from the first three bytes: the flags byte, the auth timeout
+/// byte (`(b + 1) * 4` ms), and a byte of four two-bit fields, lowest first: the immediate
+/// decisions, the unlinked timeout ([`UNLINKED_40MS`]...), the unlinked cap ([`CAP_0`]...) and
+/// which connections answer pings by themselves ([`PONG_ALL`], [`PONG_ODD`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Setup {
     flags: u8,
     auth_timeout: Duration,
     /// 0: decisions only by steps; 1: accept at once; 2: reject at once; 3: alternate.
     immediate: u8,
+    /// 0: no unlinked timeout; 1: 40 ms; 2: 200 ms; 3: 1 ms.
+    unlinked: u8,
+    /// 0: no unlinked cap; 1: 0 (every connection refused); 2: 1; 3: 3.
+    cap: u8,
+    /// 0: pongs come only from steps; 1: every connection answers each ping at once; 2: the
+    /// odd-numbered connections do, the others never answer.
+    pongs: u8,
 }
+
+/// Third setup byte: the unlinked timeout is 40 ms.
+pub const UNLINKED_40MS: u8 = 1 << 2;
+/// Third setup byte: the unlinked timeout is 200 ms.
+pub const UNLINKED_200MS: u8 = 2 << 2;
+/// Third setup byte: the unlinked timeout is 1 ms (its floor).
+pub const UNLINKED_1MS: u8 = 3 << 2;
+/// Third setup byte: at most 0 connections unlinked (every open is refused).
+pub const CAP_0: u8 = 1 << 4;
+/// Third setup byte: at most 1 connection unlinked.
+pub const CAP_1: u8 = 2 << 4;
+/// Third setup byte: at most 3 connections unlinked.
+pub const CAP_3: u8 = 3 << 4;
+/// Third setup byte: every connection answers each ping right away.
+pub const PONG_ALL: u8 = 1 << 6;
+/// Third setup byte: odd-numbered connections answer each ping right away, the others never.
+pub const PONG_ODD: u8 = 2 << 6;
 
 /// Setup flag: [`AuthMode::Application`].
 pub const APPLICATION: u8 = 1;
@@ -47,11 +76,14 @@ impl Setup {
     fn decode(u: &mut Unstructured<'_>) -> Self {
         let flags = byte(u);
         let auth_timeout = Duration::from_millis((u64::from(byte(u)) + 1) * 4);
-        let immediate = byte(u) % 4;
+        let timers = byte(u);
         Self {
             flags,
             auth_timeout,
-            immediate,
+            immediate: timers & 3,
+            unlinked: (timers >> 2) & 3,
+            cap: (timers >> 4) & 3,
+            pongs: timers >> 6,
         }
     }
 
@@ -73,7 +105,19 @@ impl Setup {
             } else {
                 Duration::ZERO
             })
-            .inactivity_timeout(self.has(INACTIVITY).then_some(Duration::from_millis(300)));
+            .inactivity_timeout(self.has(INACTIVITY).then_some(Duration::from_millis(300)))
+            .unlinked_timeout(match self.unlinked {
+                0 => None,
+                1 => Some(Duration::from_millis(40)),
+                2 => Some(Duration::from_millis(200)),
+                _ => Some(Duration::ZERO),
+            })
+            .max_unlinked_connections(match self.cap {
+                0 => None,
+                1 => Some(0),
+                2 => Some(1),
+                _ => Some(3),
+            });
         if self.has(RULES) {
             config = config
                 .path("game")
@@ -182,6 +226,9 @@ struct Harness {
     opened: Vec<ConnectionId>,
     auths: Vec<AuthId>,
     requests: u64,
+    /// `KRMX_FUZZ_TRACE` is set: every step and output is printed.
+    trace: bool,
+    start: Instant,
 }
 
 fn fail(context: &str, error: &str) -> ! {
@@ -191,15 +238,18 @@ fn fail(context: &str, error: &str) -> ! {
 impl Harness {
     fn new(setup: Setup) -> Self {
         let now = Instant::now();
+        let config = setup.config();
         let mut harness = Self {
             setup,
-            krmx: Krmx::new(setup.config()),
-            checker: ServerChecker::new(),
+            checker: ServerChecker::judging(&config),
+            krmx: Krmx::new(config),
             now,
             next_conn: 1,
             opened: Vec::new(),
             auths: Vec::new(),
             requests: 0,
+            trace: std::env::var_os("KRMX_FUZZ_TRACE").is_some(),
+            start: now,
         };
         if !setup.has(NOT_LISTENING) {
             let result = harness.feed(Input::Listen { port: 8082 });
@@ -208,19 +258,35 @@ impl Harness {
         harness
     }
 
+    /// Feeds the core at `at` (the timer reference is told first), without draining.
+    fn handle_at(&mut self, at: Instant, input: Input) -> Result<(), Error> {
+        self.checker.input(at, &input);
+        self.krmx.handle_input(at, input)
+    }
+
+    fn handle(&mut self, input: Input) -> Result<(), Error> {
+        self.handle_at(self.now, input)
+    }
+
     fn feed(&mut self, input: Input) -> Result<(), Error> {
-        let result = self.krmx.handle_input(self.now, input);
+        let result = self.handle(input);
         self.drain(usize::MAX);
         self.checker.drained();
         result
     }
 
-    /// Drains up to `limit` outputs, checking each and reacting as the application would.
+    /// Drains up to `limit` outputs, checking each and reacting as the application would; then
+    /// the connections that answer pings by themselves answer the pings drained.
     fn drain(&mut self, limit: usize) {
+        let mut pinged = Vec::new();
         for _ in 0..limit {
             let Some(output) = self.krmx.poll_output() else {
-                return;
+                break;
             };
+            if self.trace {
+                let ms = self.now.saturating_duration_since(self.start).as_millis();
+                println!("  {ms}ms {output:?}");
+            }
             if let Err(error) = self.checker.observe(&output) {
                 fail(&format!("output {output:?}"), &error);
             }
@@ -234,23 +300,31 @@ impl Harness {
                         _ => None,
                     };
                     if let Some(decision) = decision {
-                        let result = self
-                            .krmx
-                            .handle_input(self.now, Input::AuthDecided { id, decision });
+                        let result = self.handle(Input::AuthDecided { id, decision });
                         assert_eq!(result, Ok(()), "an immediate decision");
                     }
                 }
                 Output::Event(Event::Message { message, .. }) if self.setup.has(RELAY) => {
-                    let result = self.krmx.handle_input(
-                        self.now,
-                        Input::Broadcast {
-                            message,
-                            skip: None,
-                        },
-                    );
+                    let result = self.handle(Input::Broadcast {
+                        message,
+                        skip: None,
+                    });
                     assert_eq!(result, Ok(()), "relaying a message");
                 }
+                Output::Ping { to } => pinged.push(to),
                 _ => {}
+            }
+        }
+        for conn in pinged {
+            let answers = match self.setup.pongs {
+                1 => true,
+                2 => conn.get() % 2 == 1,
+                _ => false,
+            };
+            if answers && self.checker.is_open(conn) {
+                let result = self.handle(Input::Pong { conn });
+                assert_eq!(result, Ok(()), "a pong from {conn}");
+                self.drain(usize::MAX);
             }
         }
     }
@@ -386,7 +460,7 @@ impl Harness {
                     .now
                     .checked_sub(Duration::from_millis(u64::from(ms) * 4))
                     .unwrap_or(self.now);
-                let result = self.krmx.handle_input(earlier, Input::Tick);
+                let result = self.handle_at(earlier, Input::Tick);
                 self.drain(usize::MAX);
                 self.checker.drained();
                 assert_eq!(result, Ok(()));
@@ -427,16 +501,12 @@ impl Harness {
                 let conn = self.conn(c);
                 let text = vocab::message(kind, arg);
                 let open = self.checker.is_open(conn);
-                let result = self
-                    .krmx
-                    .handle_input(self.now, Self::frame(conn, text.into_bytes(), false));
+                let result = self.handle(Self::frame(conn, text.into_bytes(), false));
                 assert_eq!(result.is_ok(), open, "frame on {conn}: {result:?}");
                 self.drain(usize::from(k % 8));
                 let dropped = self.conn(d);
                 self.checker.peer_closed_mid_drain(dropped);
-                let result = self
-                    .krmx
-                    .handle_input(self.now, Input::ConnectionClosed { conn: dropped });
+                let result = self.handle(Input::ConnectionClosed { conn: dropped });
                 assert_eq!(result, Ok(()));
                 self.drain(usize::MAX);
                 self.checker.drained();
@@ -457,6 +527,9 @@ pub fn run(data: &[u8]) {
     while !u.is_empty() && steps < 2000 {
         steps += 1;
         let step = Step::decode(&mut u);
+        if harness.trace {
+            println!("step {steps} {step:?}");
+        }
         harness.run_step(step.clone());
         if let Err(error) = harness.checker.check(&harness.krmx, harness.now) {
             fail(&format!("step {steps} {step:?}"), &error);
@@ -605,6 +678,205 @@ pub fn seeds() -> crate::Seeds {
         .raw(b"\xff\xfe{\"type\":\"krmx/link\"}")
         .b(&[4, 0])
         .raw(br#"{"type":"chat/say","type":"krmx/leave"}"#);
+    // The unlinked timeout and cap: a link pending past the deadline and accepted stays; after
+    // an unlink its next rejected link leaves it open until its new deadline.
+    let unlinked_timeout_and_cap = Seed::new()
+        .b(&[APPLICATION, 99, UNLINKED_200MS | CAP_3])
+        .b(&[OPEN, 0, OPEN, 0, OPEN, 0, OPEN, 0])
+        .b(&[
+            FRAME,
+            0,
+            LINK,
+            link_arg(0, 0, 0),
+            ADVANCE,
+            60,
+            DECIDE,
+            0,
+            0,
+            0,
+        ])
+        .b(&[FRAME, 0, UNLINK_MSG, 0, FRAME, 0, LINK, link_arg(0, 0, 0)])
+        .b(&[
+            DECIDE, 1, 1, 0, ADVANCE, 25, OPEN, 0, ADVANCE, 30, JUMP, JUMP,
+        ]);
+    let unlinked_floor = Seed::new()
+        .b(&[0, 0, UNLINKED_1MS | PONG_ALL])
+        .b(&[
+            OPEN,
+            0,
+            FRAME,
+            0,
+            LINK,
+            link_arg(0, 0, 0),
+            OPEN,
+            0,
+            ADVANCE,
+            1,
+        ])
+        .b(&[FRAME, 0, UNLINK_MSG, 0, JUMP, OPEN, 0, JUMP]);
+    let cap_zero = Seed::new()
+        .b(&[PINGS, 0, CAP_0 | PONG_ALL])
+        .b(&[OPEN, 0, OPEN, 1, JOIN, 0, JUMP, JUMP]);
+    // Pings: the odd-numbered connections answer, the others are terminated at the next round.
+    let pings_answered_or_not = Seed::new()
+        .b(&[PINGS | RELAY, 0, PONG_ODD])
+        .b(&[OPEN, 0, OPEN, 0, OPEN, 0, OPEN, 0])
+        .b(&[
+            FRAME,
+            0,
+            LINK,
+            link_arg(0, 0, 0),
+            FRAME,
+            1,
+            LINK,
+            link_arg(1, 0, 0),
+        ])
+        .b(&[FRAME, 2, LINK, link_arg(2, 0, 0), JUMP, ADVANCE, 10, JUMP])
+        .b(&[FRAME, 0, CHAT, 1, OPEN, 0, JUMP, PONG, 4, JUMP, JUMP]);
+    // Decisions now, later in time, after the timeout, never; inactivity kicks.
+    let auth_decision_times = Seed::new()
+        .b(&[APPLICATION | INACTIVITY, 24, 0])
+        .b(&[OPEN, 0, OPEN, 0, OPEN, 0, OPEN, 0])
+        .b(&[FRAME, 0, LINK, link_arg(0, 0, 1), DECIDE, 0, 0, 0])
+        .b(&[
+            FRAME,
+            1,
+            LINK,
+            link_arg(1, 0, 1),
+            ADVANCE,
+            10,
+            DECIDE,
+            1,
+            0,
+            0,
+        ])
+        .b(&[
+            FRAME,
+            2,
+            LINK,
+            link_arg(2, 0, 1),
+            ADVANCE,
+            30,
+            DECIDE,
+            2,
+            0,
+            0,
+        ])
+        .b(&[FRAME, 3, LINK, link_arg(3, 0, 1), JUMP])
+        .b(&[
+            FRAME,
+            1,
+            UNLINK_MSG,
+            0,
+            ADVANCE,
+            50,
+            FRAME,
+            1,
+            LINK,
+            link_arg(1, 0, 1),
+        ])
+        .b(&[ADVANCE, 20, DECIDE, 4, 2, 0, JUMP, JUMP, JUMP]);
+    // Messages kept during a pending link are handled in arrival order after the decision.
+    let kept_in_order = Seed::new()
+        .b(&[APPLICATION | RELAY, 50, 0])
+        .b(&[
+            OPEN,
+            0,
+            OPEN,
+            0,
+            FRAME,
+            1,
+            LINK,
+            link_arg(1, 0, 0),
+            DECIDE,
+            0,
+            0,
+            0,
+        ])
+        .b(&[
+            FRAME,
+            0,
+            LINK,
+            link_arg(0, 0, 0),
+            FRAME,
+            0,
+            CHAT,
+            1,
+            FRAME,
+            0,
+            CHAT,
+            2,
+        ])
+        .b(&[FRAME_BINARY, 0, MOVE, 3, FRAME, 0, CHAT, 4, DECIDE, 1, 0, 0])
+        .b(&[FRAME, 0, UNLINK_MSG, 0, FRAME, 0, LINK, link_arg(0, 0, 0)])
+        .b(&[
+            FRAME, 0, CHAT, 5, FRAME, 0, UNLINK_MSG, 0, FRAME, 0, CHAT, 6,
+        ])
+        .b(&[
+            FRAME,
+            0,
+            LINK,
+            link_arg(0, 0, 0),
+            FRAME,
+            0,
+            CHAT,
+            7,
+            DECIDE,
+            2,
+            0,
+            0,
+        ])
+        .b(&[DECIDE, 3, 0, 0]);
+    // Every timer and limit at once: the cap, the pending bound, kept messages and their bound,
+    // pings answered by one connection and not the other, unlinked timeouts, inactivity kicks.
+    let everything_on = Seed::new()
+        .b(&[
+            APPLICATION | PINGS | INACTIVITY | SMALL_LIMITS | RELAY,
+            30,
+            UNLINKED_200MS | CAP_3 | PONG_ODD,
+        ])
+        .b(&[OPEN, 0, OPEN, 0, OPEN, 0, OPEN, 0])
+        .b(&[
+            FRAME,
+            0,
+            LINK,
+            link_arg(0, 0, 0),
+            FRAME,
+            0,
+            CHAT,
+            1,
+            FRAME,
+            0,
+            CHAT,
+            2,
+        ])
+        .b(&[
+            FRAME,
+            1,
+            LINK,
+            link_arg(1, 0, 0),
+            FRAME,
+            2,
+            LINK,
+            link_arg(2, 0, 0),
+        ])
+        .b(&[
+            DECIDE,
+            0,
+            0,
+            0,
+            DECIDE,
+            1,
+            0,
+            0,
+            FRAME,
+            2,
+            LINK,
+            link_arg(2, 0, 0),
+        ])
+        .b(&[FRAME, 2, CHAT, 3, FRAME, 2, CHAT, 4, FRAME, 2, CHAT, 5])
+        .b(&[JUMP, JUMP, OPEN, 0, FRAME, 0, UNLINK_MSG, 0])
+        .b(&[JUMP, JUMP, JUMP, JUMP, JUMP, JUMP, JUMP]);
     vec![
         ("link_and_chat", link_and_chat.0),
         ("application_auth", application_auth.0),
@@ -614,5 +886,12 @@ pub fn seeds() -> crate::Seeds {
         ("drop_mid_broadcast", drop_mid_broadcast.0),
         ("pending_overflow", pending_overflow.0),
         ("raw_frames", raw_frames.0),
+        ("unlinked_timeout_and_cap", unlinked_timeout_and_cap.0),
+        ("unlinked_floor", unlinked_floor.0),
+        ("cap_zero", cap_zero.0),
+        ("pings_answered_or_not", pings_answered_or_not.0),
+        ("auth_decision_times", auth_decision_times.0),
+        ("kept_in_order", kept_in_order.0),
+        ("everything_on", everything_on.0),
     ]
 }

@@ -1,5 +1,7 @@
 //! The deterministic simulation (see `krmx_tests::simulation`): many clients and the server in
-//! one process, a seeded scheduler, a virtual clock, dropped connections, late decisions.
+//! one process, a seeded scheduler, a virtual clock, dropped connections, late decisions, every
+//! timer and limit on in some seeds and off in others, their outcomes judged against the
+//! reference of their deadlines (`krmx_tests::simulation::deadlines`).
 //!
 //! - `cargo test -p krmx-tests --test simulation` runs seeds 0 to 199;
 //! - `KRMX_SIM_SEEDS=5000` runs more (from `KRMX_SIM_FIRST`, default 0);
@@ -84,6 +86,32 @@ fn every_client_gets_the_messages_it_is_owed() {
     assert!(totals.mid_drain_drops > 0, "{totals:?}");
     assert!(totals.late_decisions > 0, "{totals:?}");
     assert!(totals.auth_timeouts > 0 || count < 50, "{totals:?}");
+    if count >= 100 {
+        // Every timer and limit acted, and was judged, in some seed.
+        let timers = &totals.timers;
+        for (what, n) in [
+            ("unlinked timeouts", timers.unlinked_timeouts),
+            ("rejections closed as overdue", timers.overdue_rejections),
+            ("overdue links accepted", timers.overdue_accepts),
+            (
+                "rejections after an overdue accept",
+                timers.rejected_after_overdue_accept,
+            ),
+            ("unlinked cap refusals", timers.cap_refusals),
+            ("ping timeouts", timers.ping_timeouts),
+            ("pings", timers.pings),
+            ("auth timeouts", timers.auth_timeouts),
+            ("inactivity kicks", timers.inactivity_kicks),
+            ("queue overflows", timers.queue_overflows),
+            (
+                "messages kept during a link, handled in order",
+                timers.replayed_messages,
+            ),
+            ("pending bound rejections", timers.pending_bound_rejections),
+        ] {
+            assert!(n > 0, "no {what} in {count} seeds: {timers:?}");
+        }
+    }
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! [`ServerChecker`]: the server's invariants, checked from the outside on every output it
 //! produces and on its public state after every step.
 //!
-//! It depends on `krmx-core`, `serde_json` and `std` only, so that the fuzz crate (which is not a
-//! workspace member) includes this very file with `#[path]` instead of keeping its own copy.
+//! It depends on `krmx-core`, `serde_json`, `std` and its sibling `deadlines.rs` only, so that the
+//! fuzz crate (which is not a workspace member) includes these very files with `#[path]` instead
+//! of keeping its own copies (`deadlines` next to `check`).
 //!
 //! Checked on every output ([`ServerChecker::observe`]):
 //! - no output addresses a connection the transport never opened or that is closed (the
@@ -20,8 +21,14 @@
 //! - every linked connection's view of the users, rebuilt only from the presence messages it was
 //!   sent since its last `krmx/accepted`, equals `users()`;
 //! - `poll_timeout` lies after the time of the last input (due timers have fired).
+//!
+//! Built with [`ServerChecker::judging`] and told every input ([`ServerChecker::input`]), it also
+//! judges the timers and limits against a reference of their deadlines ([`Deadlines`]): every
+//! close, kick, rejection and ping is justified when it happens, and everything due has
+//! happened at every `check`.
 
-use krmx_core::{ConnectionId, Event, Krmx, Output};
+use super::deadlines::{Deadlines, Judged};
+use krmx_core::{ConnectionId, Event, Input, Krmx, KrmxConfig, Output};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -93,6 +100,8 @@ pub struct ServerChecker {
     event_users: Vec<(String, Option<ConnectionId>)>,
     /// How many outputs were observed.
     outputs: u64,
+    /// The timer reference, when judging timers.
+    deadlines: Option<Deadlines>,
 }
 
 /// The connection an output goes to, if any.
@@ -109,6 +118,31 @@ impl ServerChecker {
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A checker that also judges the timers and limits of a server built with `config`: tell
+    /// it every input ([`input`](Self::input)).
+    #[must_use]
+    pub fn judging(config: &KrmxConfig) -> Self {
+        Self {
+            deadlines: Some(Deadlines::new(config)),
+            ..Self::default()
+        }
+    }
+
+    /// `input` is about to be fed to the core at `now` (every input, nested ones included).
+    pub fn input(&mut self, now: Instant, input: &Input) {
+        if let Some(deadlines) = &mut self.deadlines {
+            deadlines.input(now, input);
+        }
+    }
+
+    /// The timer and limit outcomes judged so far (all zero when not judging).
+    #[must_use]
+    pub fn judged(&self) -> Judged {
+        self.deadlines
+            .as_ref()
+            .map_or_else(Judged::default, Deadlines::judged)
     }
 
     /// The transport is about to report `conn` open.
@@ -188,7 +222,18 @@ impl ServerChecker {
                 if !value.is_object() {
                     return Err(format!("sent a non-object to {to}: {text}"));
                 }
-                if kind == "krmx/accepted" {
+                if kind == "krmx/rejected" {
+                    if let Some(deadlines) = &mut self.deadlines {
+                        let reason = value
+                            .get("payload")
+                            .and_then(|p| p.get("reason"))
+                            .and_then(Value::as_str)
+                            .unwrap_or_default();
+                        deadlines
+                            .rejected(*to, reason)
+                            .map_err(|e| format!("reference: {e}"))?;
+                    }
+                } else if kind == "krmx/accepted" {
                     self.views.insert(*to, View::default());
                 } else if matches!(
                     kind,
@@ -206,13 +251,31 @@ impl ServerChecker {
                     }
                 }
             }
-            Output::Ping { .. } => {}
-            Output::Close { to, .. } => {
+            Output::Ping { to } => {
+                if let Some(deadlines) = &mut self.deadlines {
+                    deadlines
+                        .pinged(*to)
+                        .map_err(|e| format!("reference: {e}"))?;
+                }
+            }
+            Output::Close { to, code, reason } => {
+                if let Some(deadlines) = &mut self.deadlines {
+                    deadlines
+                        .closed(*to, code.0, reason)
+                        .map_err(|e| format!("reference: {e}"))?;
+                }
                 self.open.remove(to);
                 self.closing.remove(to);
                 self.closed.insert(*to);
             }
-            Output::Event(event) => self.observe_event(event)?,
+            Output::Event(event) => {
+                self.observe_event(event)?;
+                if let Some(deadlines) = &mut self.deadlines {
+                    deadlines
+                        .event(event)
+                        .map_err(|e| format!("reference: {e}"))?;
+                }
+            }
             other => return Err(format!("unknown output {other:?}")),
         }
         Ok(())
@@ -294,11 +357,13 @@ impl ServerChecker {
         Ok(())
     }
 
-    /// Checks the server's state; call once every output is drained.
+    /// Checks the server's state; call once every output is drained. When judging timers, also
+    /// checks that everything due by now has happened, and starts the reference's next window
+    /// (what the inputs fed from now on allow and demand).
     ///
     /// # Errors
     /// Every invariant that does not hold, one per line.
-    pub fn check(&self, krmx: &Krmx, now: Instant) -> Result<(), String> {
+    pub fn check(&mut self, krmx: &Krmx, now: Instant) -> Result<(), String> {
         let mut errors = String::new();
         let core_open: BTreeSet<ConnectionId> = krmx.connections().collect();
         if core_open != self.open {
@@ -374,6 +439,13 @@ impl ServerChecker {
         if let Some(at) = krmx.poll_timeout() {
             if at <= now {
                 let _ = writeln!(errors, "poll_timeout is not after the last input's time");
+            }
+        }
+        if let Some(deadlines) = &mut self.deadlines {
+            if let Err(error) = deadlines.check(&self.open) {
+                for line in error.lines() {
+                    let _ = writeln!(errors, "reference: {line}");
+                }
             }
         }
         if errors.is_empty() {

@@ -7,30 +7,44 @@
 //! - Each connection is a pair of FIFO queues (client to server, server to client). The
 //!   scheduler delivers one item at a time on a random connection in a random direction, so
 //!   deliveries are reordered across connections while each connection keeps its own order, as
-//!   TCP does. A client's WebSocket library answers pings by itself.
+//!   TCP does. A client's WebSocket library answers pings by itself (in some seeds one client's
+//!   does not).
 //! - Well-behaved clients (`c0`, `c1`, ...) connect, link their user (`user0`, `user1`, ...; in
 //!   some seeds two clients share one user, so their links race), send custom messages
 //!   (`sim/msg` with `{from: label, seq}`), and sometimes unlink, leave or disconnect; a rejected
 //!   link is tried again later.
-//!   Chaotic raw connections send random frames, link to anyone's name, and may ignore pings.
+//!   Chaotic raw connections send random frames (some too large), link to anyone's name, send
+//!   bursts of messages right behind a link, and may ignore pings. Relinkers link their own user
+//!   as they connect, then unlink and link again back to back, sometimes with messages right
+//!   behind the link (kept while it is pending).
 //! - The server application relays every message to every linked user (as
 //!   `krmx serve --relay`), and now and then broadcasts or sends its own messages, kicks,
 //!   unlinks and joins users. With [`AuthMode::Application`](krmx_core::AuthMode) it decides
 //!   each link at once, later (possibly after the timeout: a late decision), or never (the
-//!   timeout rejects).
+//!   timeout rejects); in some seeds it refuses, at once, links of connections that were linked
+//!   before.
+//! - One seed in five turns every timer and limit on (pings, inactivity kicks, the unlinked
+//!   timeout close to the auth timeout, the unlinked cap, small bounds on kept messages, pending
+//!   authentications and message size), one in seven turns every timer off, the others pick
+//!   each at random.
 //! - The network drops connections at random moments, preferring links in flight and links
 //!   waiting for their decision: the client end learns at once; the server at once, or after
 //!   what was still on its way up; and sometimes between two outputs the server is draining
 //!   (mid-broadcast).
 //! - The clock advances by small steps or jumps to [`Krmx::poll_timeout`](krmx_core::Krmx) (or
-//!   a decision the application scheduled), firing auth timeouts, ping rounds and inactivity
-//!   kicks.
+//!   a decision the application scheduled), firing auth timeouts, ping rounds, inactivity
+//!   kicks and unlinked timeouts.
 //!
 //! # What is checked
 //!
 //! After every server input, the [`check::ServerChecker`] invariants (links one to one, no
 //! output to a closed or unknown connection, every linked connection's presence view equals
-//! `users()`, events agree with `users()`). When the network has settled, every client agrees
+//! `users()`, events agree with `users()`), and the timers and limits judged against a reference
+//! of their deadlines ([`deadlines::Deadlines`], per connection, per user and per authentication,
+//! as `PROTOCOL.md` and `KrmxConfig` define them): every close (code and reason), kick, rejection
+//! and ping is justified when it happens, everything due by now has happened after every input,
+//! and every connection's messages (those kept during a pending link included) are handled in
+//! the order they arrived. When the network has settled, every client agrees
 //! with the server (status, link, user list). After the server's close, every client is closed.
 //!
 //! And the delivery guarantee. A delivery of message M to connection C is **owed** when the
@@ -52,6 +66,7 @@
 //! seed and `KRMX_SIM_TRACE=1` prints its whole trace.
 
 pub mod check;
+pub mod deadlines;
 pub mod rng;
 mod world;
 

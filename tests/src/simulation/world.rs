@@ -2,11 +2,12 @@
 //! FIFO queues, a virtual clock, and a ledger of the messages each client is owed.
 
 use super::check::ServerChecker;
+use super::deadlines::Judged;
 use super::rng::SplitMix64;
 use krmx_core::{
     AuthDecision, AuthId, AuthMode, ClientConfig, ClientEvent, ClientInput, ClientOutput,
-    ClientStatus, ConnectionId, Event, Frame, Input, Krmx, KrmxClient, KrmxConfig, Message, Output,
-    QueryRequirement, Status, Text,
+    ClientStatus, ConnectionId, Error, Event, Frame, Input, Krmx, KrmxClient, KrmxConfig, Message,
+    Output, QueryRequirement, Status, Text,
 };
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -20,6 +21,8 @@ pub struct Params {
     pub clients: usize,
     /// Chaotic raw connections: random frames, links to anyone's name, silence to pings.
     pub chaos: usize,
+    /// Raw connections that link as they connect, then unlink and link again back to back.
+    pub relinkers: usize,
     /// Clients link users in pairs (`c0` and `c1` both `user0`, ...): links of one user race,
     /// the loser is rejected as already linked and tries again later.
     pub shared_names: bool,
@@ -33,10 +36,24 @@ pub struct Params {
     pub decide_never: u64,
     /// Per mille of decisions that reject.
     pub decide_reject: u64,
+    /// Per mille of links rejected at once when their connection was linked before.
+    pub reject_relinks: u64,
     /// The ping interval, if pings are on.
     pub ping: Option<Duration>,
+    /// Well-behaved clients whose WebSocket library does not answer pings (the last ones).
+    pub deaf_clients: usize,
     /// The inactivity timeout, if on.
     pub inactivity: Option<Duration>,
+    /// The unlinked timeout, if on.
+    pub unlinked_timeout: Option<Duration>,
+    /// The most connections open and not linked at once, if bounded.
+    pub max_unlinked: Option<usize>,
+    /// The most frames kept during a pending link.
+    pub max_queued_during_auth: usize,
+    /// The most authentications pending at once.
+    pub max_pending_auths: usize,
+    /// The largest message a client may send.
+    pub max_message_bytes: usize,
     /// Connections must carry `?room=`.
     pub query_rule: bool,
     /// Scheduler steps before the network is settled.
@@ -52,26 +69,76 @@ pub struct Params {
 }
 
 impl Params {
-    /// The parameters a seed stands for.
+    /// The parameters a seed stands for: one in five seeds turns every timer and limit on, one
+    /// in seven turns every timer off (auth timeouts aside), the others pick each at random.
     #[must_use]
     pub fn from_rng(rng: &mut SplitMix64) -> Self {
-        let application_auth = rng.chance(600);
+        let mode = rng.below(35);
+        let (all_on, all_off) = (mode < 7, mode >= 30);
+        let on =
+            |rng: &mut SplitMix64, per_mille: u64| !all_off && (all_on || rng.chance(per_mille));
+        let application_auth = all_on || rng.chance(600);
         let auth_timeout = Duration::from_millis(rng.range(20, 200));
+        let clients = usize::try_from(rng.range(2, 8)).unwrap_or(2);
+        let chaos = usize::try_from(rng.range(0, 2)).unwrap_or(0);
+        let relinkers = usize::try_from(rng.range(2 * u64::from(all_on), 3)).unwrap_or(0);
+        let ping = on(rng, 500).then(|| Duration::from_millis(rng.range(100, 500)));
+        let deaf_clients = if ping.is_some() && rng.chance(300) {
+            1
+        } else {
+            0
+        };
+        let inactivity = on(rng, 300).then(|| Duration::from_millis(rng.range(200, 1500)));
+        // With every timer on, the unlinked timeout is close to the auth timeout, so that it often
+        // runs out while a link waits for its decision.
+        let auth_ms = u64::try_from(auth_timeout.as_millis()).unwrap_or(20);
+        let unlinked_ms = if all_on {
+            (auth_ms / 4, auth_ms / 2)
+        } else {
+            (30, 400)
+        };
+        let unlinked_timeout =
+            on(rng, 350).then(|| Duration::from_millis(rng.range(unlinked_ms.0, unlinked_ms.1)));
+        let fewest = if all_on { 2 } else { 1 };
+        let max_unlinked = on(rng, 250).then(|| usize::try_from(rng.range(fewest, 4)).unwrap_or(1));
+        let max_queued_during_auth = if on(rng, 300) {
+            usize::try_from(rng.range(0, 3)).unwrap_or(0)
+        } else {
+            krmx_core::DEFAULT_MAX_QUEUED_DURING_AUTH
+        };
+        let max_pending_auths = if on(rng, 200) {
+            usize::try_from(rng.range(fewest, 4)).unwrap_or(1)
+        } else {
+            krmx_core::DEFAULT_MAX_PENDING_AUTHS
+        };
+        let max_message_bytes = if on(rng, 200) {
+            usize::try_from(rng.range(200, 400)).unwrap_or(200)
+        } else {
+            krmx_core::DEFAULT_MAX_MESSAGE_BYTES
+        };
         Self {
-            clients: usize::try_from(rng.range(2, 8)).unwrap_or(2),
-            chaos: usize::try_from(rng.range(0, 2)).unwrap_or(0),
+            clients,
+            chaos,
+            relinkers,
             shared_names: rng.chance(300),
             application_auth,
             auth_timeout,
             decide_at_once: rng.range(0, 800),
             decide_never: rng.range(0, 100),
             decide_reject: rng.range(0, 200),
-            ping: rng
-                .chance(500)
-                .then(|| Duration::from_millis(rng.range(100, 500))),
-            inactivity: rng
-                .chance(300)
-                .then(|| Duration::from_millis(rng.range(200, 1500))),
+            reject_relinks: if all_on || rng.chance(500) {
+                rng.range(300, 1000)
+            } else {
+                0
+            },
+            ping,
+            deaf_clients,
+            inactivity,
+            unlinked_timeout,
+            max_unlinked,
+            max_queued_during_auth,
+            max_pending_auths,
+            max_message_bytes,
             query_rule: rng.chance(300),
             steps: usize::try_from(rng.range(300, 1200)).unwrap_or(300),
             drop_rate: rng.range(5, 40),
@@ -90,7 +157,12 @@ impl Params {
             })
             .auth_timeout(self.auth_timeout)
             .ping_interval(self.ping.unwrap_or(Duration::ZERO))
-            .inactivity_timeout(self.inactivity);
+            .inactivity_timeout(self.inactivity)
+            .unlinked_timeout(self.unlinked_timeout)
+            .max_unlinked_connections(self.max_unlinked)
+            .max_queued_during_auth(self.max_queued_during_auth)
+            .max_pending_auths(self.max_pending_auths)
+            .max_message_bytes(self.max_message_bytes);
         if self.query_rule {
             config = config.query("room", QueryRequirement::Present);
         }
@@ -132,6 +204,8 @@ pub struct Stats {
     pub steps: u64,
     /// Server outputs checked.
     pub outputs: u64,
+    /// Timer and limit outcomes judged against the reference of their deadlines.
+    pub timers: Judged,
 }
 
 impl Stats {
@@ -152,6 +226,7 @@ impl Stats {
         self.server_closes += other.server_closes;
         self.steps += other.steps;
         self.outputs += other.outputs;
+        self.timers.add(&other.timers);
     }
 }
 
@@ -232,13 +307,17 @@ struct SimClient {
     /// The client unlinked, left or disconnected since its last `krmx/accepted`: custom
     /// messages still on their way may be discarded by it.
     left_since_accept: bool,
+    /// Its WebSocket library does not answer pings.
+    deaf: bool,
 }
 
-/// A chaotic raw connection.
+/// A raw connection: chaotic, or (from index `Params::chaos` on) a relinker.
 #[derive(Debug)]
 struct Chaos {
     conn: Option<ConnectionId>,
     answers_pings: bool,
+    /// A relinker was sent `krmx/accepted` since it last linked.
+    accepted: bool,
 }
 
 /// The outcome of a failed run.
@@ -254,6 +333,7 @@ pub struct World {
     wires: BTreeMap<ConnectionId, Wire>,
     next_conn: u64,
     clients: Vec<SimClient>,
+    /// The chaotic connections, then the relinkers.
     chaos: Vec<Chaos>,
     /// Decisions the application makes later: when, for which attempt, what.
     decisions: Vec<(Instant, AuthId, AuthDecision)>,
@@ -271,6 +351,8 @@ pub struct World {
     app_unlinked: BTreeSet<(ConnectionId, u64)>,
     server_seq: u64,
     direct_seq: u64,
+    /// The last relinker message's number.
+    relinker_seq: u64,
     npcs: u64,
     stats: Stats,
     /// Authentication attempts and their connections.
@@ -315,20 +397,23 @@ impl World {
                 conn: None,
                 next_seq: 1,
                 left_since_accept: false,
+                deaf: i + params.deaf_clients >= params.clients,
             })
             .collect();
-        let chaos = (0..params.chaos)
-            .map(|_| Chaos {
+        let chaos = (0..params.chaos + params.relinkers)
+            .map(|j| Chaos {
                 conn: None,
-                answers_pings: rng.chance(700),
+                answers_pings: j >= params.chaos || rng.chance(700),
+                accepted: false,
             })
             .collect();
+        let config = params.config();
         Self {
-            server: Krmx::new(params.config()),
+            server: Krmx::new(config.clone()),
             params,
             rng,
             now: Instant::now(),
-            checker: ServerChecker::new(),
+            checker: ServerChecker::judging(&config),
             wires: BTreeMap::new(),
             next_conn: 1,
             clients,
@@ -342,6 +427,7 @@ impl World {
             app_unlinked: BTreeSet::new(),
             server_seq: 0,
             direct_seq: 0,
+            relinker_seq: 0,
             npcs: 0,
             stats: Stats::default(),
             auth_conns: BTreeMap::new(),
@@ -402,6 +488,8 @@ impl World {
     /// As [`run`](Self::run), also returning the trace lines kept.
     pub fn run_traced(mut self) -> (Result<(Stats, u64), Failure>, Vec<String>) {
         let start = self.now;
+        let params = format!("params: {:?}", self.params);
+        self.log(params);
         self.feed(Input::Listen { port: 8082 });
         for step in 0..self.params.steps {
             if self.failure.is_some() {
@@ -426,6 +514,7 @@ impl World {
         let ms = self.elapsed_ms(start);
         self.log(format!("-- end after {ms} virtual ms"));
         self.stats.outputs = self.checker.outputs_observed();
+        self.stats.timers = self.checker.judged();
         let stats = format!("{:?}", self.stats);
         self.log(stats);
         let result = match self.failure.take() {
@@ -455,9 +544,12 @@ impl World {
         } else if roll < drop + app + 275 {
             let i = self.rng.index(self.clients.len());
             self.client_action(i);
-        } else if roll < drop + app + 300 && !self.chaos.is_empty() {
-            let j = self.rng.index(self.chaos.len());
+        } else if roll < drop + app + 300 && self.params.chaos > 0 {
+            let j = self.rng.index(self.params.chaos);
             self.chaos_action(j);
+        } else if roll < drop + app + 380 && self.params.relinkers > 0 {
+            let j = self.params.chaos + self.rng.index(self.params.relinkers);
+            self.relinker_action(j);
         } else {
             self.deliver_one();
         }
@@ -480,6 +572,14 @@ impl World {
         let (conn, up) = candidates[self.rng.index(candidates.len())];
         if up {
             self.deliver_up(conn);
+            // A relinker's frames arrive together (one TCP segment): read back to back.
+            while self.wires.get(&conn).is_some_and(|wire| {
+                matches!(wire.owner, Owner::Chaos(j) if j >= self.params.chaos)
+                    && matches!(wire.up.front(), Some(Up::Frame(_)))
+            }) && self.failure.is_none()
+            {
+                self.deliver_up(conn);
+            }
         } else {
             self.deliver_down(conn);
         }
@@ -549,13 +649,19 @@ impl World {
             Input::Join { .. } | Input::Kick { .. } | Input::Unlink { .. } | Input::Send { .. }
         );
         let shown = format!("{input:?}");
-        let result = self.server.handle_input(self.now, input);
+        let result = self.handle(input);
         if must_succeed {
             if let Err(error) = result {
                 self.fail(format!("the server refused {shown}: {error}"));
             }
         }
         self.drain();
+    }
+
+    /// Feeds the server without draining: the timer reference is told first.
+    fn handle(&mut self, input: Input) -> Result<(), Error> {
+        self.checker.input(self.now, &input);
+        self.server.handle_input(self.now, input)
     }
 
     fn drain(&mut self) {
@@ -632,17 +738,18 @@ impl World {
             } => {
                 self.stats.auth_requests += 1;
                 self.auth_conns.insert(id, conn);
-                let decision = if self.rng.chance(self.params.decide_reject) {
+                // A relink the application refuses needs no lookup: it is rejected at once.
+                let relink = self.epochs.contains_key(&conn);
+                let refused_relink = relink && self.rng.chance(self.params.reject_relinks);
+                let decision = if refused_relink || self.rng.chance(self.params.decide_reject) {
                     AuthDecision::reject("not today")
                 } else {
                     AuthDecision::Accept
                 };
                 self.log(format!("auth {id} requested by {conn} for {username}"));
-                if self.rng.chance(self.params.decide_at_once) {
+                if refused_relink || self.rng.chance(self.params.decide_at_once) {
                     self.log(format!("decide {id} {decision:?} (at once)"));
-                    let result = self
-                        .server
-                        .handle_input(self.now, Input::AuthDecided { id, decision });
+                    let result = self.handle(Input::AuthDecided { id, decision });
                     if let Err(error) = result {
                         self.fail(format!("decision refused: {error}"));
                     }
@@ -918,6 +1025,9 @@ impl World {
                     wire.client_done = true;
                     self.chaos[j].conn = None;
                 }
+                Down::Text(text) if text.contains("\"krmx/accepted\"") => {
+                    self.chaos[j].accepted = true;
+                }
                 Down::Opened | Down::Text(_) => {}
             },
         }
@@ -929,9 +1039,11 @@ impl World {
                 self.client_input(i, ClientInput::ConnectionOpened);
             }
             Down::Ping => {
-                // The client's WebSocket library answers pings by itself.
-                if let Some(wire) = self.wires.get_mut(&conn) {
-                    wire.up.push_back(Up::Pong);
+                // The client's WebSocket library answers pings by itself (unless deaf).
+                if !self.clients[i].deaf {
+                    if let Some(wire) = self.wires.get_mut(&conn) {
+                        wire.up.push_back(Up::Pong);
+                    }
                 }
             }
             Down::Close => {
@@ -1089,7 +1201,7 @@ impl World {
                 // Outputs the core queued before this close may still address it.
                 self.checker.peer_closed_mid_drain(conn);
                 let closed = Input::ConnectionClosed { conn };
-                if let Err(error) = self.server.handle_input(self.now, closed) {
+                if let Err(error) = self.handle(closed) {
                     self.fail(format!("closing {conn} mid-drain: {error}"));
                 }
             } else {
@@ -1276,6 +1388,17 @@ impl World {
 
     /// A chaotic connection sends something random, connects, or goes away.
     fn chaos_action(&mut self, j: usize) {
+        let names: Vec<String> = self
+            .clients
+            .iter()
+            .map(|c| c.name.clone())
+            .chain([format!("chaos{j}"), "x".to_owned()])
+            .collect();
+        let name = names[self.rng.index(names.len())].clone();
+        let link = Frame::Text(
+            json!({"type": "krmx/link", "payload": {"username": name, "version": "0.6.0", "auth": "tok"}})
+                .to_string(),
+        );
         let Some(conn) = self.chaos[j].conn else {
             let target = if self.rng.chance(800) {
                 "/?room=2"
@@ -1284,24 +1407,58 @@ impl World {
             };
             let conn = self.new_wire(Owner::Chaos(j), target.to_owned());
             self.chaos[j].conn = Some(conn);
-            self.log(format!("chaos{j} connects as {conn} to {target}"));
+            let at_once = self.rng.chance(500);
+            if at_once {
+                // Links on connect, without waiting for the handshake's answer.
+                if let Some(wire) = self.wires.get_mut(&conn) {
+                    wire.up.push_back(Up::Frame(link));
+                }
+            }
+            self.log(format!(
+                "chaos{j} connects as {conn} to {target} (links at once: {at_once})"
+            ));
             return;
         };
-        let names: Vec<String> = self
-            .clients
-            .iter()
-            .map(|c| c.name.clone())
-            .chain([format!("chaos{j}"), "x".to_owned()])
-            .collect();
-        let name = names[self.rng.index(names.len())].clone();
-        let frame = match self.rng.below(12) {
-            0..=2 => Frame::Text(
-                json!({"type": "krmx/link", "payload": {"username": name, "version": "0.6.0", "auth": "tok"}})
+        if self.rng.chance(70) {
+            // Unlinks and links again at once.
+            self.log(format!("chaos{j} relinks on {conn}"));
+            if let Some(wire) = self.wires.get_mut(&conn) {
+                wire.up.push_back(Up::Frame(Frame::Text(
+                    r#"{"type":"krmx/unlink"}"#.to_owned(),
+                )));
+                wire.up.push_back(Up::Frame(link));
+            }
+            return;
+        }
+        let frame = match self.rng.below(14) {
+            0..=2 => link,
+            12 => {
+                // A link and messages right behind it: kept while the link is pending, then
+                // handled in order.
+                let burst = self.rng.below(1000);
+                let count = self.rng.range(2, 4);
+                self.log(format!(
+                    "chaos{j} bursts {count} messages after a link on {conn}"
+                ));
+                let frames = std::iter::once(link).chain((0..count).map(|n| {
+                    Frame::Text(
+                        json!({"type": "chaos/x", "payload": {"burst": burst, "n": n}}).to_string(),
+                    )
+                }));
+                if let Some(wire) = self.wires.get_mut(&conn) {
+                    wire.up.extend(frames.map(Up::Frame));
+                }
+                return;
+            }
+            13 => Frame::Text(
+                json!({"type": "chaos/big", "payload": "x".repeat(self.rng.index(600))})
                     .to_string(),
             ),
             3 => Frame::Text(r#"{"type":"krmx/unlink"}"#.to_owned()),
             4 => Frame::Text(r#"{"type":"krmx/leave"}"#.to_owned()),
-            5..=7 => Frame::Text(json!({"type": "chaos/x", "payload": self.rng.below(100)}).to_string()),
+            5..=7 => {
+                Frame::Text(json!({"type": "chaos/x", "payload": self.rng.below(100)}).to_string())
+            }
             8 => Frame::Text("nope".to_owned()),
             9 => Frame::Text(r#"{"type":"krmx/whatever"}"#.to_owned()),
             10 => Frame::Binary(vec![0xff, 0xfe, b'{']),
@@ -1317,6 +1474,49 @@ impl World {
         };
         if let Some(wire) = self.wires.get_mut(&conn) {
             wire.up.push_back(Up::Frame(frame));
+        }
+    }
+
+    /// A relinker connects and links its user at once, or unlinks and links again back to back;
+    /// a third of the time messages follow right behind the link (kept while it is pending, then
+    /// handled in order).
+    fn relinker_action(&mut self, j: usize) {
+        let link = Frame::Text(
+            json!({"type": "krmx/link", "payload": {"username": format!("r{j}"), "version": "0.6.0"}})
+                .to_string(),
+        );
+        let unlink = Frame::Text(r#"{"type":"krmx/unlink"}"#.to_owned());
+        let mut frames = match self.chaos[j].conn {
+            None => {
+                let conn = self.new_wire(Owner::Chaos(j), "/?room=3".to_owned());
+                self.chaos[j].conn = Some(conn);
+                self.log(format!("r{j} connects as {conn} and links"));
+                vec![link]
+            }
+            Some(conn)
+                if self
+                    .rng
+                    .chance(if self.chaos[j].accepted { 700 } else { 50 }) =>
+            {
+                self.log(format!("r{j} relinks on {conn}"));
+                self.chaos[j].accepted = false;
+                vec![unlink, link]
+            }
+            Some(_) => return,
+        };
+        if self.rng.chance(350) {
+            let count = self.rng.range(1, 4);
+            for _ in 0..count {
+                self.relinker_seq += 1;
+                let message = json!({"type": "r/msg", "payload": {"r": j, "n": self.relinker_seq}});
+                frames.push(Frame::Text(message.to_string()));
+            }
+        }
+        if let Some(wire) = self.chaos[j]
+            .conn
+            .and_then(|conn| self.wires.get_mut(&conn))
+        {
+            wire.up.extend(frames.into_iter().map(Up::Frame));
         }
     }
 
