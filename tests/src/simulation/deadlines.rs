@@ -782,7 +782,6 @@ impl Deadlines {
                     self.judged.replayed_messages += 1;
                 }
             }
-            _ => {}
         }
         Ok(())
     }
