@@ -225,7 +225,7 @@ impl Server {
         }
         let now = self.now();
         match token - self.first_token {
-            LISTENER => self.accept_all(now),
+            LISTENER => self.accept_all(),
             WAKER => self.driver.run_commands(now),
             offset => {
                 let Some(key) = self.driver.key_at(offset - FIRST_CONNECTION) else {
@@ -304,7 +304,10 @@ impl Server {
         }
     }
 
-    fn accept_all(&mut self, now: Instant) {
+    /// Accepts every connection waiting. Each one's time is read as it is accepted, not taken
+    /// from the turn: the listener's backlog fills while the turn runs, and a connection made
+    /// after the turn began must not start its deadlines before it existed.
+    fn accept_all(&mut self) {
         loop {
             let Some(listener) = &self.listener else {
                 return;
@@ -312,7 +315,7 @@ impl Server {
             match listener.accept() {
                 Ok((stream, peer)) => {
                     tracing::trace!(%peer, "accepted");
-                    if let Err(error) = self.take(now, stream, Vec::new()) {
+                    if let Err(error) = self.take(Instant::now(), stream, Vec::new()) {
                         tracing::warn!(%error, "could not take a connection");
                     }
                 }
