@@ -7,9 +7,8 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default time a closing connection may take to answer the close frame: 2 s.
 pub const DEFAULT_CLOSE_LINGER: Duration = Duration::from_secs(2);
 /// Default read buffer per connection: 512 bytes (tungstenite's default is 128 KiB, far more
-/// than an idle Krmx connection needs). Sockets are read through a
-/// [`SCRATCH_BYTES`](crate::SCRATCH_BYTES) buffer per thread, so a small buffer costs no more
-/// system calls; a larger message grows the buffer while it is read.
+/// than an idle Krmx connection needs). Sockets are read through one 64 KiB scratch buffer
+/// per thread, so a small buffer costs no more system calls; a larger message grows the buffer while it is read.
 pub const DEFAULT_READ_BUFFER_BYTES: usize = 512;
 
 /// Socket-level settings of a transport. Protocol limits (message size, buffered bytes)

@@ -47,7 +47,7 @@ pub const DEADLINE: Duration = Duration::from_secs(1);
 pub const USERS: usize = 20;
 
 /// How many connections link in a [`Variant::PendingAuth`] round: more than [`USERS`], so that
-/// [`DECIDED`] of them are linked at the drop, as many as in the plain round.
+/// half of them are linked at the drop, as many as in the plain round.
 pub const PENDING_AUTH_USERS: usize = 40;
 
 /// With [`Variant::PendingAuth`]: how many links (the first ones) are accepted, all at once,

@@ -5,8 +5,8 @@ use krmx_core::Event;
 use mio::{Events, Poll, Token};
 use std::io;
 
-/// Runs `server` on a poll of its own until it is closed (by a handler, a [`Handle`] or
-/// [`Server::close`]) and every connection is gone. `handler` sees every event with the server,
+/// Runs `server` on a poll of its own until it is closed (by a handler through
+/// [`Server::commands`], or a [`Handle`]) and every connection is gone. `handler` sees every event with the server,
 /// so it can react at once (answer an authentication, send, broadcast, kick, close).
 ///
 /// ```no_run
