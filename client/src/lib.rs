@@ -18,7 +18,7 @@
 //! # let server = Server::bind("127.0.0.1:0".parse()?, KrmxConfig::default(), TransportConfig::default())?;
 //! # let addr = server.local_addr()?.ok_or("no address")?;
 //! # std::thread::spawn(move || krmx_transport_mio::run(server, |server, event| {
-//! #     if let Event::Message { message, .. } = event { let _ = server.broadcast(message, None); }
+//! #     if let Event::Message { message, .. } = event { let _ = server.commands().broadcast(message, None); }
 //! # }));
 //!
 //! // A server relaying every message to every linked user listens at `addr`.
