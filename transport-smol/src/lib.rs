@@ -71,6 +71,7 @@
 mod event;
 mod server;
 mod stream;
+mod watch;
 
 pub use event::{Event, Events};
 pub use krmx_driver::{

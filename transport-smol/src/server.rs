@@ -3,6 +3,7 @@
 
 use crate::event::{Event, Events};
 use crate::stream::Tcp;
+use crate::watch::{Arm, Report, Watch};
 use krmx_core::KrmxConfig;
 use krmx_driver::{
     AuthResponder, Commands, ConnKey, Driver, Handle, Io, Readiness, TransportConfig,
@@ -20,8 +21,8 @@ use std::time::{Duration, Instant};
 const REPORT_BUDGET: usize = 256;
 /// How many ready tasks run before the server waits again.
 const TASK_BUDGET: usize = 256;
-/// Readiness reports queued before the watchers wait.
-const REPORT_QUEUE: usize = 1024;
+/// Accepted connections queued before the acceptor waits.
+const ACCEPT_QUEUE: usize = 256;
 /// Pause after an accept error (out of file descriptors and the like) before trying again.
 const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 
@@ -70,8 +71,10 @@ pub struct Server {
     timer: Timer,
     /// The instant `timer` is set for.
     timer_at: Option<Instant>,
+    /// Readiness from the connections' tasks (at most two reports outstanding per connection).
     reports: Receiver<Report>,
     report_sender: Sender<Report>,
+    accepted: Receiver<TcpStream>,
     /// Wakes the server when a [`Handle`] sent a command.
     commands_sent: Receiver<()>,
     handle: Handle,
@@ -79,19 +82,12 @@ pub struct Server {
     event_stream: Option<(Sender<Event>, Receiver<Event>)>,
 }
 
-/// What a task reports to the server.
-enum Report {
-    Accepted(TcpStream),
-    Readable(ConnKey),
-    Writable(ConnKey),
-}
-
 /// The tasks that wait for one connection's readiness.
 struct Watcher {
     key: ConnKey,
     socket: Arc<Async<std::net::TcpStream>>,
     /// Asks the reader task to wait for readability once more.
-    arm: Sender<()>,
+    arm: Arc<Arm>,
     _reader: Task<()>,
     writer: Option<Task<()>>,
 }
@@ -99,6 +95,7 @@ struct Watcher {
 /// What woke the server.
 enum Wake {
     Report(Report),
+    Accepted(TcpStream),
     Command,
     Timer,
 }
@@ -127,8 +124,9 @@ impl Server {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let mut server = Self::with_port(local_addr.port(), config, transport);
-        let reports = server.report_sender.clone();
-        server.acceptor = Some(server.executor.spawn(accept(listener, reports)));
+        let (accepted, acceptance) = smol::channel::bounded(ACCEPT_QUEUE);
+        server.accepted = acceptance;
+        server.acceptor = Some(server.executor.spawn(accept(listener, accepted)));
         server.local_addr = Some(local_addr);
         Ok(server)
     }
@@ -150,7 +148,9 @@ impl Server {
         );
         let (notify, commands_sent) = smol::channel::bounded(1);
         driver.set_waker(Arc::new(Notify(notify)));
-        let (report_sender, reports) = smol::channel::bounded(REPORT_QUEUE);
+        let (report_sender, reports) = smol::channel::unbounded();
+        // Without a listener, nothing is ever accepted.
+        let (_, accepted) = smol::channel::bounded(1);
         let handle = match driver.handle() {
             Some(handle) => handle,
             None => unreachable!("the waker is set"),
@@ -165,6 +165,7 @@ impl Server {
             timer_at: None,
             reports,
             report_sender,
+            accepted,
             commands_sent,
             handle,
             event_stream: None,
@@ -239,8 +240,10 @@ impl Server {
         self.driver.flush();
         self.run_io();
         self.run_tasks();
-        let idle =
-            self.reports.is_empty() && self.commands_sent.is_empty() && !self.driver.has_pending();
+        let idle = self.reports.is_empty()
+            && self.accepted.is_empty()
+            && self.commands_sent.is_empty()
+            && !self.driver.has_pending();
         let woke = if idle {
             self.arm_timer();
             Some(self.wait().await)
@@ -250,6 +253,7 @@ impl Server {
         let now = Instant::now();
         match woke {
             Some(Wake::Report(report)) => self.report(now, report),
+            Some(Wake::Accepted(stream)) => self.accept(stream),
             Some(Wake::Timer) => self.timer_at = None,
             Some(Wake::Command) | None => {}
         }
@@ -258,6 +262,12 @@ impl Server {
                 break;
             };
             self.report(now, report);
+        }
+        for _ in 0..ACCEPT_QUEUE {
+            let Ok(stream) = self.accepted.try_recv() else {
+                break;
+            };
+            self.accept(stream);
         }
         while self.commands_sent.try_recv().is_ok() {}
         self.driver.run_commands(now);
@@ -312,8 +322,7 @@ impl Server {
             match io {
                 Io::WaitReadable(key) => {
                     if let Some(watcher) = self.watcher(key) {
-                        // Full means the reader task is armed already.
-                        let _ = watcher.arm.try_send(());
+                        watcher.arm.arm();
                     }
                 }
                 Io::WaitWritable(key) => {
@@ -324,7 +333,7 @@ impl Server {
                         watcher.writer = Some(executor.spawn(async move {
                             // An error shows on the next write.
                             drop(socket.writable().await);
-                            drop(reports.send(Report::Writable(key)).await);
+                            drop(reports.try_send(Report::Writable(key)));
                         }));
                     }
                 }
@@ -374,13 +383,13 @@ impl Server {
             .driver
             .accept(now, Tcp(Arc::clone(&socket)), already_read)
             .map_err(|refusal| io::Error::other(format!("connection refused: {refusal:?}")))?;
-        let (arm, armed) = smol::channel::bounded(1);
-        let reader = self.executor.spawn(watch(
-            Arc::clone(&socket),
+        let arm = Arc::new(Arm::default());
+        let reader = self.executor.spawn(Watch {
+            socket: Arc::clone(&socket),
             key,
-            armed,
-            self.report_sender.clone(),
-        ));
+            arm: Arc::clone(&arm),
+            reports: self.report_sender.clone(),
+        });
         let slot = key.slot();
         if self.watchers.len() <= slot {
             self.watchers.resize_with(slot + 1, || None);
@@ -399,13 +408,15 @@ impl Server {
         Ok(())
     }
 
+    /// Takes an accepted connection; its deadlines start now, as it is taken.
+    fn accept(&mut self, stream: TcpStream) {
+        if let Err(error) = self.take(Instant::now(), Arc::from(stream), Vec::new()) {
+            tracing::debug!(%error, "accepted connection dropped");
+        }
+    }
+
     fn report(&mut self, now: Instant, report: Report) {
         match report {
-            Report::Accepted(stream) => {
-                if let Err(error) = self.take(now, Arc::from(stream), Vec::new()) {
-                    tracing::debug!(%error, "accepted connection dropped");
-                }
-            }
             Report::Readable(key) => self.driver.readable(now, key),
             Report::Writable(key) => {
                 if let Some(watcher) = self.watcher(key) {
@@ -431,13 +442,26 @@ impl Server {
         let Self {
             commands_sent,
             reports,
+            accepted,
             timer,
             executor,
             ..
         } = self;
         loop {
             let command = async { commands_sent.recv().await.ok().map(|()| Wake::Command) };
-            let report = async { reports.recv().await.ok().map(Wake::Report) };
+            let report = async {
+                or(
+                    async { reports.recv().await.ok().map(Wake::Report) },
+                    async {
+                        match accepted.recv().await {
+                            Ok(stream) => Some(Wake::Accepted(stream)),
+                            // No listener (or it closed): nothing more to accept.
+                            Err(_) => smol::future::pending().await,
+                        }
+                    },
+                )
+                .await
+            };
             let due = async {
                 (&mut *timer).await;
                 Some(Wake::Timer)
@@ -459,28 +483,12 @@ impl Server {
     }
 }
 
-/// Waits for readability each time the driver asks, and reports it.
-async fn watch(
-    socket: Arc<Async<std::net::TcpStream>>,
-    key: ConnKey,
-    armed: Receiver<()>,
-    reports: Sender<Report>,
-) {
-    while armed.recv().await.is_ok() {
-        // An error shows on the driver's next read.
-        drop(socket.readable().await);
-        if reports.send(Report::Readable(key)).await.is_err() {
-            return;
-        }
-    }
-}
-
-async fn accept(listener: TcpListener, reports: Sender<Report>) {
+async fn accept(listener: TcpListener, accepted: Sender<TcpStream>) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 tracing::trace!(%peer, "accepted");
-                if reports.send(Report::Accepted(stream)).await.is_err() {
+                if accepted.send(stream).await.is_err() {
                     return;
                 }
             }
