@@ -85,11 +85,9 @@ pub struct Server {
 /// The tasks that wait for one connection's readiness.
 struct Watcher {
     key: ConnKey,
-    socket: Arc<Async<std::net::TcpStream>>,
     /// Asks the reader task to wait for readability once more.
     arm: Arc<Arm>,
-    _reader: Task<()>,
-    writer: Option<Task<()>>,
+    _task: Task<()>,
 }
 
 /// What woke the server.
@@ -326,15 +324,8 @@ impl Server {
                     }
                 }
                 Io::WaitWritable(key) => {
-                    let reports = self.report_sender.clone();
-                    let executor = Arc::clone(&self.executor);
                     if let Some(watcher) = self.watcher(key) {
-                        let socket = Arc::clone(&watcher.socket);
-                        watcher.writer = Some(executor.spawn(async move {
-                            // An error shows on the next write.
-                            drop(socket.writable().await);
-                            drop(reports.try_send(Report::Writable(key)));
-                        }));
+                        watcher.arm.arm_write();
                     }
                 }
                 Io::Released(key) => {
@@ -384,8 +375,8 @@ impl Server {
             .accept(now, Tcp(Arc::clone(&socket)), already_read)
             .map_err(|refusal| io::Error::other(format!("connection refused: {refusal:?}")))?;
         let arm = Arc::new(Arm::default());
-        let reader = self.executor.spawn(Watch {
-            socket: Arc::clone(&socket),
+        let task = self.executor.spawn(Watch {
+            socket,
             key,
             arm: Arc::clone(&arm),
             reports: self.report_sender.clone(),
@@ -397,10 +388,8 @@ impl Server {
         if let Some(entry) = self.watchers.get_mut(slot) {
             *entry = Some(Watcher {
                 key,
-                socket,
                 arm,
-                _reader: reader,
-                writer: None,
+                _task: task,
             });
         }
         // Bytes may be there already (or handed over).
@@ -418,12 +407,7 @@ impl Server {
     fn report(&mut self, now: Instant, report: Report) {
         match report {
             Report::Readable(key) => self.driver.readable(now, key),
-            Report::Writable(key) => {
-                if let Some(watcher) = self.watcher(key) {
-                    watcher.writer = None;
-                }
-                self.driver.writable(now, key);
-            }
+            Report::Writable(key) => self.driver.writable(now, key),
         }
     }
 

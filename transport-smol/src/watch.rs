@@ -1,6 +1,6 @@
-//! [`Watch`]: the one task of a connection, which waits for its socket to be readable each time
-//! the driver asks ([`Arm`]) and reports it. Hand-written, so an idle connection costs the task's
-//! few words and no channel.
+//! [`Watch`]: the one task of a connection, which waits for its socket to be readable (or
+//! writable) each time the driver asks ([`Arm`]) and reports it. Hand-written, so an idle
+//! connection costs the task's few words and no channel.
 
 use krmx_driver::ConnKey;
 use smol::Async;
@@ -21,10 +21,12 @@ pub(crate) enum Report {
     Writable(ConnKey),
 }
 
-/// The driver's request to wait for readability once more, shared by the server and the task.
+/// The driver's requests to wait for readability or writability once more, shared by the server
+/// and the task.
 #[derive(Debug, Default)]
 pub(crate) struct Arm {
     armed: AtomicBool,
+    write_armed: AtomicBool,
     waker: Mutex<Option<Waker>>,
 }
 
@@ -32,6 +34,16 @@ impl Arm {
     /// Asks the task to wait for readability and report it once.
     pub(crate) fn arm(&self) {
         self.armed.store(true, Ordering::Release);
+        self.wake();
+    }
+
+    /// Asks the task to wait for writability and report it once.
+    pub(crate) fn arm_write(&self) {
+        self.write_armed.store(true, Ordering::Release);
+        self.wake();
+    }
+
+    fn wake(&self) {
         let waker = self
             .waker
             .lock()
@@ -42,29 +54,30 @@ impl Arm {
         }
     }
 
-    /// Whether a wait was asked for; otherwise `cx` is woken by the next [`arm`](Self::arm).
+    fn is_armed(&self) -> bool {
+        self.armed.load(Ordering::Acquire) || self.write_armed.load(Ordering::Acquire)
+    }
+
+    /// Whether a wait was asked for. Either way `cx` is woken by the next arming: a task
+    /// waiting for readability must also learn that a write now waits for writability.
     fn poll_armed(&self, cx: &mut Context<'_>) -> bool {
-        if self.armed.load(Ordering::Acquire) {
-            return true;
-        }
         let mut waker = self.waker.lock().unwrap_or_else(PoisonError::into_inner);
         match &mut *waker {
             Some(waker) if waker.will_wake(cx.waker()) => {}
             other => *other = Some(cx.waker().clone()),
         }
         drop(waker);
-        // Armed between the first look and storing the waker: its wake found no waker.
-        self.armed.load(Ordering::Acquire)
+        self.is_armed()
     }
 }
 
-/// Waits for readability each time the connection is armed, and reports it. Ends when the
-/// server is gone.
+/// Waits for readability (writability) each time the connection is armed for it, and reports
+/// it. Ends when the server is gone.
 pub(crate) struct Watch {
     pub(crate) socket: Arc<Async<TcpStream>>,
     pub(crate) key: ConnKey,
     pub(crate) arm: Arc<Arm>,
-    /// Unbounded: a connection has at most one readability report outstanding.
+    /// Unbounded: a connection has at most one report of each kind outstanding.
     pub(crate) reports: Sender<Report>,
 }
 
@@ -77,13 +90,26 @@ impl Future for Watch {
             if !this.arm.poll_armed(cx) {
                 return Poll::Pending;
             }
-            // An error shows on the driver's next read.
-            if this.socket.poll_readable(cx).is_pending() {
-                return Poll::Pending;
+            let mut pending = true;
+            // An error shows on the driver's next read or write.
+            if this.arm.write_armed.load(Ordering::Acquire)
+                && this.socket.poll_writable(cx).is_ready()
+            {
+                this.arm.write_armed.store(false, Ordering::Release);
+                if this.reports.try_send(Report::Writable(this.key)).is_err() {
+                    return Poll::Ready(());
+                }
+                pending = false;
             }
-            this.arm.armed.store(false, Ordering::Release);
-            if this.reports.try_send(Report::Readable(this.key)).is_err() {
-                return Poll::Ready(());
+            if this.arm.armed.load(Ordering::Acquire) && this.socket.poll_readable(cx).is_ready() {
+                this.arm.armed.store(false, Ordering::Release);
+                if this.reports.try_send(Report::Readable(this.key)).is_err() {
+                    return Poll::Ready(());
+                }
+                pending = false;
+            }
+            if pending {
+                return Poll::Pending;
             }
         }
     }
