@@ -1,6 +1,7 @@
 //! [`Conn`]: one connection slot of the driver's table, and its [`Phase`].
 
 use crate::handshake::{RequestCheck, TargetSlot};
+use crate::outbox::Outbox;
 use crate::socket::Socket;
 use crate::stream::Stream;
 use krmx_core::ConnectionId;
@@ -34,6 +35,9 @@ pub(crate) struct Conn<S: Stream> {
     /// Unique for the driver's life; with the slot, it makes the connection's key.
     pub(crate) serial: u64,
     pub(crate) phase: Phase<S>,
+    /// Everything the connection sends, in order (kept here, beside the phase, so a delivery
+    /// touches no more than the table entry).
+    pub(crate) outbox: Outbox,
     /// In the driver's list of connections to write.
     pub(crate) dirty: bool,
     /// A write would have blocked: the pump was asked to report writability.
@@ -42,9 +46,10 @@ pub(crate) struct Conn<S: Stream> {
     pub(crate) shut: bool,
 }
 
-impl<S: Stream> Conn<S> {
+impl<S: Stream> Phase<S> {
+    /// The socket, except while an upgrade is being driven.
     pub(crate) fn socket_mut(&mut self) -> Option<&mut Socket<S>> {
-        match &mut self.phase {
+        match self {
             Phase::Handshaking { mid, .. } => mid.as_mut().map(|mid| mid.get_mut().get_mut()),
             Phase::Open { ws, .. } | Phase::Closing { ws } => Some(ws.get_mut()),
         }

@@ -7,6 +7,7 @@ use crate::conn::{Conn, Phase};
 use crate::handle::{Command, CommandError, Handle, Wake};
 use crate::handshake::{RequestCheck, TargetSlot};
 use crate::reading::{Step, step};
+use crate::outbox::Outbox;
 use crate::socket::Socket;
 use crate::stream::Stream;
 use krmx_core::{
@@ -370,6 +371,7 @@ impl<S: Stream> Driver<S> {
                     mid: Some(Box::new(handshake)),
                     target,
                 },
+                outbox: Outbox::default(),
                 dirty: false,
                 awaiting_writable: false,
                 shut: false,
@@ -392,6 +394,7 @@ impl<S: Stream> Driver<S> {
     /// The stream of a connection, to register it with the pump's reactor.
     pub fn stream_mut(&mut self, key: ConnKey) -> Option<&mut S> {
         self.conn_mut(key)?
+            .phase
             .socket_mut()
             .map(|socket| &mut socket.stream)
     }
@@ -422,12 +425,20 @@ impl<S: Stream> Driver<S> {
                 return;
             }
         };
-        let Some(handshake) = handshake else {
+        let Some(mut handshake) = handshake else {
             return;
         };
+        handshake.get_mut().get_mut().set_direct(&conn.outbox);
         match handshake.handshake() {
-            Ok(ws) => self.opened(key, ws, &target),
-            Err(HandshakeError::Interrupted(again)) => {
+            Ok(mut ws) => {
+                ws.get_mut().hand_over(&mut conn.outbox);
+                self.opened(key, ws, &target);
+            }
+            Err(HandshakeError::Interrupted(mut again)) => {
+                again.get_mut().get_mut().hand_over(&mut conn.outbox);
+                if !conn.outbox.is_empty() {
+                    self.mark_dirty(key.slot());
+                }
                 if let Some(Conn {
                     phase: Phase::Handshaking { mid, .. },
                     ..
@@ -517,11 +528,15 @@ impl<S: Stream> Driver<S> {
         )
     }
 
-    /// The open connection the core knows as `id`: the slot is part of the id, so a delivery
-    /// does no lookup.
-    fn open_socket(&mut self, id: ConnectionId) -> Option<&mut Socket<S>> {
-        match &mut self.conn_mut(ConnKey::of(id))?.phase {
-            Phase::Open { ws, .. } => Some(ws.get_mut()),
+    /// The outbox of the open connection the core knows as `id`: the slot is part of the id,
+    /// so a delivery does no lookup.
+    fn open_outbox(&mut self, id: ConnectionId) -> Option<&mut Outbox> {
+        match self.conn_mut(ConnKey::of(id))? {
+            Conn {
+                phase: Phase::Open { .. },
+                outbox,
+                ..
+            } => Some(outbox),
             _ => None,
         }
     }
@@ -583,25 +598,28 @@ impl<S: Stream> Driver<S> {
         loop {
             let Some(Conn {
                 phase: Phase::Open { ws, id },
+                outbox,
                 ..
             }) = self.conn_mut(key)
             else {
                 return;
             };
             let id = *id;
+            ws.get_mut().set_direct(outbox);
             let step = step(ws.read(), id);
             let socket = ws.get_mut();
-            if socket.outbox.buffered() > limit {
-                // tungstenite answers every ping with a pong, written into the outbox while
-                // reading: a peer that floods pings and does not read would grow it without
-                // bound. Past the limit after a write it is a slow consumer like any other.
-                if let Err(error) = socket.flush_outbox() {
+            socket.hand_over(outbox);
+            if outbox.buffered() > limit {
+                // tungstenite answers every ping with a pong, queued while reading: a peer
+                // that floods pings and does not read would grow the outbox without bound.
+                // Past the limit after a write it is a slow consumer like any other.
+                if let Err(error) = outbox.write_to(&mut socket.stream) {
                     tracing::debug!(%id, %error, "write failed");
                     self.release(key.slot());
                     return;
                 }
             }
-            let buffered = socket.outbox.buffered();
+            let buffered = outbox.buffered();
             if buffered > 0 {
                 self.mark_dirty(key.slot());
             }
@@ -650,9 +668,11 @@ impl<S: Stream> Driver<S> {
             return;
         };
         // Writes into the outbox: only a broken stream fails, which the next write shows.
+        ws.get_mut().set_direct(&conn.outbox);
         if let Err(error) = ws.flush() {
             tracing::debug!(%id, %error, "close reply not queued");
         }
+        ws.get_mut().hand_over(&mut conn.outbox);
         conn.phase = Phase::Closing { ws };
         self.linger(key);
         self.feed_fact(Input::ConnectionClosed { conn: id });
@@ -696,10 +716,11 @@ impl<S: Stream> Driver<S> {
         }
         let key = ConnKey::new(conn.serial, slot);
         let closing = matches!(conn.phase, Phase::Closing { .. });
-        let Some(socket) = conn.socket_mut() else {
+        let Conn { phase, outbox, .. } = conn;
+        let Some(socket) = phase.socket_mut() else {
             return;
         };
-        match socket.flush_outbox() {
+        match outbox.write_to(&mut socket.stream) {
             Ok(true) if closing => {
                 socket.stream.shutdown_write();
                 conn.shut = true;
@@ -747,7 +768,7 @@ impl<S: Stream> Driver<S> {
                 return;
             }
             for conn in std::mem::take(&mut self.slow) {
-                if self.open_socket(conn).is_some() {
+                if self.open_outbox(conn).is_some() {
                     tracing::debug!(%conn, "slow consumer");
                     let violation = Violation::SlowConsumer;
                     if let Err(error) = self
@@ -770,8 +791,8 @@ impl<S: Stream> Driver<S> {
                 }
             }
             Output::Ping { to } => {
-                if let Some(socket) = self.open_socket(to) {
-                    socket.outbox.push_ping();
+                if let Some(outbox) = self.open_outbox(to) {
+                    outbox.push_ping();
                     self.mark_dirty(ConnKey::of(to).slot());
                 }
             }
@@ -789,19 +810,19 @@ impl<S: Stream> Driver<S> {
     /// to the slow consumers.
     fn send_text(&mut self, to: ConnectionId, text: &Text) {
         let limit = self.config.max_buffered_bytes_value();
-        let Some(socket) = self.open_socket(to) else {
+        let Some(outbox) = self.open_outbox(to) else {
             return;
         };
-        socket.outbox.push_text_frame(text);
+        outbox.push_text_frame(text);
         // Over the limit too: a burst within one turn is not a slow consumer while the kernel
         // still takes the bytes.
-        let over = socket.outbox.buffered() > limit;
+        let over = outbox.buffered() > limit;
         let slot = ConnKey::of(to).slot();
-        if socket.outbox.is_batch_full() || over {
+        if outbox.is_batch_full() || over {
             self.write_slot(slot);
             if self
-                .open_socket(to)
-                .is_some_and(|s| s.outbox.buffered() > limit)
+                .open_outbox(to)
+                .is_some_and(|outbox| outbox.buffered() > limit)
                 && !self.slow.contains(&to)
             {
                 self.slow.push(to);
@@ -823,11 +844,11 @@ impl<S: Stream> Driver<S> {
                 target: TargetSlot::default(),
             },
         );
-        let Phase::Open { mut ws, .. } = phase else {
+        let Phase::Open { ws, .. } = phase else {
             conn.phase = phase;
             return;
         };
-        ws.get_mut().outbox.push_close(code, reason);
+        conn.outbox.push_close(code, reason);
         conn.phase = Phase::Closing { ws };
         self.linger(key);
     }

@@ -1,4 +1,5 @@
-//! [`Socket`]: a connection's stream with its outbox and read-ahead, as tungstenite sees it.
+//! [`Socket`]: a connection's stream as tungstenite sees it: reads through the thread's
+//! scratch buffer, writes kept for the driver to queue in the connection's outbox.
 
 use crate::outbox::Outbox;
 use crate::read_ahead::ReadAhead;
@@ -6,21 +7,41 @@ use crate::stream::Stream;
 use std::io::{self, Read, Write};
 
 /// The stream of one connection. tungstenite reads through the thread's scratch buffer
-/// ([`ReadAhead`]) and writes into the [`Outbox`] (straight to the stream while the outbox is
-/// empty), so every byte the connection sends is accounted for in one place.
+/// ([`ReadAhead`]); what it writes (the upgrade response, pongs, close replies) goes straight
+/// to the stream while the connection has nothing queued, and is otherwise kept in `written`
+/// until the driver moves it to the connection's [`Outbox`] ([`hand_over`](Self::hand_over)),
+/// so every byte the connection sends leaves in order and is accounted for in one place.
 #[derive(Debug)]
 pub(crate) struct Socket<S> {
     pub(crate) stream: S,
-    pub(crate) outbox: Outbox,
     ahead: ReadAhead,
+    /// tungstenite's writes not yet in the outbox.
+    written: Vec<u8>,
+    /// The connection's outbox is empty: tungstenite may write to the stream directly.
+    direct: bool,
 }
 
 impl<S: Stream> Socket<S> {
     pub(crate) fn new(stream: S, already_read: Vec<u8>) -> Self {
         Self {
             stream,
-            outbox: Outbox::default(),
             ahead: ReadAhead::new(already_read),
+            written: Vec::new(),
+            direct: true,
+        }
+    }
+
+    /// Before a call into tungstenite: whether the connection's outbox is empty.
+    pub(crate) fn set_direct(&mut self, outbox: &Outbox) {
+        self.direct = outbox.is_empty();
+    }
+
+    /// After a call into tungstenite: what it wrote and the stream did not take goes to the end
+    /// of the outbox.
+    pub(crate) fn hand_over(&mut self, outbox: &mut Outbox) {
+        if !self.written.is_empty() {
+            outbox.push_bytes(&self.written);
+            self.written.clear();
         }
     }
 
@@ -38,11 +59,6 @@ impl<S: Stream> Socket<S> {
             }
         }
     }
-
-    /// Writes what the stream takes; `Ok(true)` once the outbox is empty.
-    pub(crate) fn flush_outbox(&mut self) -> io::Result<bool> {
-        self.outbox.write_to(&mut self.stream)
-    }
 }
 
 impl<S: Stream> Read for Socket<S> {
@@ -54,7 +70,7 @@ impl<S: Stream> Read for Socket<S> {
 impl<S: Stream> Write for Socket<S> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let mut written = 0;
-        if self.outbox.is_empty() {
+        if self.direct && self.written.is_empty() {
             written = match self.stream.write(buf) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
@@ -63,7 +79,7 @@ impl<S: Stream> Write for Socket<S> {
             };
         }
         if let Some(rest) = buf.get(written..) {
-            self.outbox.push_bytes(rest);
+            self.written.extend_from_slice(rest);
         }
         Ok(buf.len())
     }
