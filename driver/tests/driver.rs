@@ -376,3 +376,114 @@ fn closing_the_server_stops_accepting_and_refuses_adopted_streams() {
             .is_err()
     );
 }
+
+/// The frame a server sends for `text` (short texts only).
+fn frame_len(text: &str) -> usize {
+    2 + text.len()
+}
+
+#[test]
+fn exactly_the_buffered_bound_is_kept_one_byte_more_is_a_slow_consumer() {
+    let hello = r#"{"type":"game/hello"}"#;
+    let bound = 3 * frame_len(hello);
+    let config = KrmxConfig::default().max_buffered_bytes(bound);
+    for (sends, closed) in [(3, false), (4, true)] {
+        let mut world = World::with(config.clone(), TransportConfig::default(), Readiness::Edge);
+        let (_, alice) = world.link("alice");
+        alice.0.borrow_mut().room = Some(0);
+        for _ in 0..sends {
+            world
+                .driver
+                .send("alice", Message::parse(hello).unwrap())
+                .unwrap();
+        }
+        let events = world.events();
+        let unlinked = events
+            .iter()
+            .any(|event| matches!(event, Event::Unlinked { .. }));
+        assert_eq!(
+            unlinked, closed,
+            "{sends} frames of {} bytes against a bound of {bound}: {events:?}",
+            frame_len(hello)
+        );
+    }
+}
+
+#[test]
+fn a_request_waiting_unread_at_the_handshake_deadline_is_still_upgraded() {
+    let timeout = Duration::from_secs(5);
+    let mut world = World::with(
+        KrmxConfig::default(),
+        TransportConfig::default().handshake_timeout(timeout),
+        Readiness::Edge,
+    );
+    let fake = Fake::default();
+    let key = world
+        .driver
+        .accept(world.now, fake.clone(), Vec::new())
+        .unwrap();
+    // The request arrived, but the pump was busy and has not reported it yet.
+    fake.send(UPGRADE);
+    world.driver.tick(world.now + timeout);
+    assert!(fake.0.borrow().outbound.starts_with(b"HTTP/1.1 101"));
+    assert!(world.io().is_empty(), "not released");
+    fake.send_text(r#"{"type":"krmx/link","payload":{"username":"alice","version":"0.6.0"}}"#);
+    world.driver.readable(world.now + timeout, key);
+    assert!(
+        world
+            .events()
+            .iter()
+            .any(|event| matches!(event, Event::Linked { .. }))
+    );
+}
+
+#[test]
+fn a_flush_writes_what_a_failed_write_queued_for_others() {
+    let mut world = World::new(Readiness::Edge);
+    let (_, alice) = world.link("alice");
+    let (_, bob) = world.link("bob");
+    alice.texts();
+    bob.0.borrow_mut().reset = true;
+    world
+        .driver
+        .broadcast(Message::parse(r#"{"type":"chat/say"}"#).unwrap(), None)
+        .unwrap();
+    // One flush, as a pump does before it waits: bob's write fails, which unlinks him and
+    // queues `krmx/unlinked` for alice; that goes out in the same flush.
+    world.driver.flush();
+    let texts = alice.texts();
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    assert_eq!(texts[0], r#"{"type":"chat/say"}"#);
+    assert!(texts[1].contains(r#""type":"krmx/unlinked""#), "{texts:?}");
+}
+
+#[test]
+fn readiness_for_a_released_connection_does_not_reach_the_one_reusing_its_slot() {
+    let timeout = Duration::from_secs(5);
+    let mut world = World::with(
+        KrmxConfig::default(),
+        TransportConfig::default().handshake_timeout(timeout),
+        Readiness::Edge,
+    );
+    let old = world
+        .driver
+        .accept(world.now, Fake::default(), Vec::new())
+        .unwrap();
+    world.driver.tick(world.now + timeout);
+    assert!(matches!(world.io().as_slice(), [Io::Released(k)] if *k == old));
+    let fake = Fake::default();
+    fake.send(UPGRADE);
+    let new = world
+        .driver
+        .accept(world.now + timeout, fake.clone(), Vec::new())
+        .unwrap();
+    assert_eq!(new.slot(), old.slot(), "the slot is reused");
+    assert_ne!(new, old);
+    world.driver.readable(world.now + timeout, old);
+    assert!(
+        fake.0.borrow().outbound.is_empty(),
+        "a stale key is ignored: the new connection's request stays unread"
+    );
+    world.driver.readable(world.now + timeout, new);
+    assert!(fake.0.borrow().outbound.starts_with(b"HTTP/1.1 101"));
+}
