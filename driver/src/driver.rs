@@ -6,8 +6,8 @@ use crate::config::TransportConfig;
 use crate::conn::{Conn, Phase};
 use crate::handle::{Command, CommandError, Handle, Wake};
 use crate::handshake::{RequestCheck, TargetSlot};
-use crate::reading::{Step, step};
 use crate::outbox::Outbox;
+use crate::reading::{Step, step};
 use crate::socket::Socket;
 use crate::stream::Stream;
 use krmx_core::{

@@ -387,10 +387,12 @@ fn exactly_the_buffered_bound_is_kept_one_byte_more_is_a_slow_consumer() {
     let hello = r#"{"type":"game/hello"}"#;
     let bound = 3 * frame_len(hello);
     let config = KrmxConfig::default().max_buffered_bytes(bound);
-    for (sends, closed) in [(3, false), (4, true)] {
+    // (frames sent, frames the kernel takes, closed): exactly the bound queued after a write
+    // is kept; a byte more is a slow consumer.
+    for (sends, taken, closed) in [(3, 0, false), (4, 1, false), (4, 0, true), (5, 1, true)] {
         let mut world = World::with(config.clone(), TransportConfig::default(), Readiness::Edge);
         let (_, alice) = world.link("alice");
-        alice.0.borrow_mut().room = Some(0);
+        alice.0.borrow_mut().room = Some(taken * frame_len(hello));
         for _ in 0..sends {
             world
                 .driver
@@ -402,8 +404,9 @@ fn exactly_the_buffered_bound_is_kept_one_byte_more_is_a_slow_consumer() {
             .iter()
             .any(|event| matches!(event, Event::Unlinked { .. }));
         assert_eq!(
-            unlinked, closed,
-            "{sends} frames of {} bytes against a bound of {bound}: {events:?}",
+            unlinked,
+            closed,
+            "{sends} frames of {} bytes, {taken} taken, against a bound of {bound}: {events:?}",
             frame_len(hello)
         );
     }
