@@ -71,6 +71,14 @@ impl Arm {
     }
 }
 
+/// Whether bytes (or the end of the stream, or an error) wait to be read now. Bytes that
+/// arrived after the driver's last read need no trip through the reactor: the reactor only
+/// reports readiness that comes after the interest is registered.
+fn has_input(socket: &Async<TcpStream>) -> bool {
+    let mut byte = [0_u8; 1];
+    !matches!(socket.get_ref().peek(&mut byte), Err(error) if error.kind() == std::io::ErrorKind::WouldBlock)
+}
+
 /// Waits for readability (writability) each time the connection is armed for it, and reports
 /// it. Ends when the server is gone.
 pub(crate) struct Watch {
@@ -101,7 +109,9 @@ impl Future for Watch {
                 }
                 pending = false;
             }
-            if this.arm.armed.load(Ordering::Acquire) && this.socket.poll_readable(cx).is_ready() {
+            if this.arm.armed.load(Ordering::Acquire)
+                && (has_input(&this.socket) || this.socket.poll_readable(cx).is_ready())
+            {
                 this.arm.armed.store(false, Ordering::Release);
                 if this.reports.try_send(Report::Readable(this.key)).is_err() {
                     return Poll::Ready(());
