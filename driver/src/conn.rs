@@ -47,6 +47,25 @@ pub(crate) struct Conn<S: Stream> {
 }
 
 impl<S: Stream> Phase<S> {
+    /// Moves an open connection to closing and gives its WebSocket; any other phase is left as
+    /// it is (`None`).
+    pub(crate) fn begin_closing(&mut self) -> Option<&mut WebSocket<Socket<S>>> {
+        if !matches!(self, Self::Open { .. }) {
+            return None;
+        }
+        let upgrading = Self::Handshaking {
+            mid: None,
+            target: TargetSlot::default(),
+        };
+        if let Self::Open { ws, .. } = std::mem::replace(self, upgrading) {
+            *self = Self::Closing { ws };
+        }
+        match self {
+            Self::Closing { ws } => Some(ws),
+            _ => None,
+        }
+    }
+
     /// The socket, except while an upgrade is being driven.
     pub(crate) fn socket_mut(&mut self) -> Option<&mut Socket<S>> {
         match self {

@@ -653,27 +653,18 @@ impl<S: Stream> Driver<S> {
     /// call, which would never come; it goes into the outbox now. The core learns first (the
     /// user is unlinked), then the reply goes out within the linger.
     fn peer_closed(&mut self, key: ConnKey, id: ConnectionId) {
-        let Some(conn) = self.conn_mut(key) else {
+        let Some(Conn { phase, outbox, .. }) = self.conn_mut(key) else {
             return;
         };
-        let phase = std::mem::replace(
-            &mut conn.phase,
-            Phase::Handshaking {
-                mid: None,
-                target: TargetSlot::default(),
-            },
-        );
-        let Phase::Open { mut ws, .. } = phase else {
-            conn.phase = phase;
+        let Some(ws) = phase.begin_closing() else {
             return;
         };
         // Writes into the outbox: only a broken stream fails, which the next write shows.
-        ws.get_mut().set_direct(&conn.outbox);
+        ws.get_mut().set_direct(outbox);
         if let Err(error) = ws.flush() {
             tracing::debug!(%id, %error, "close reply not queued");
         }
-        ws.get_mut().hand_over(&mut conn.outbox);
-        conn.phase = Phase::Closing { ws };
+        ws.get_mut().hand_over(outbox);
         self.linger(key);
         self.feed_fact(Input::ConnectionClosed { conn: id });
         self.wait_readable(key);
@@ -834,22 +825,13 @@ impl<S: Stream> Driver<S> {
     /// Queues a close frame; the core has forgotten the connection already.
     fn start_closing(&mut self, id: ConnectionId, code: u16, reason: &str) {
         let key = ConnKey::of(id);
-        let Some(conn) = self.conn_mut(key) else {
+        let Some(Conn { phase, outbox, .. }) = self.conn_mut(key) else {
             return;
         };
-        let phase = std::mem::replace(
-            &mut conn.phase,
-            Phase::Handshaking {
-                mid: None,
-                target: TargetSlot::default(),
-            },
-        );
-        let Phase::Open { ws, .. } = phase else {
-            conn.phase = phase;
+        if phase.begin_closing().is_none() {
             return;
-        };
-        conn.outbox.push_close(code, reason);
-        conn.phase = Phase::Closing { ws };
+        }
+        outbox.push_close(code, reason);
         self.linger(key);
     }
 
