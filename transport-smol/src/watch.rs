@@ -71,9 +71,10 @@ impl Arm {
     }
 }
 
-/// Whether bytes (or the end of the stream, or an error) wait to be read now. Bytes that
-/// arrived after the driver's last read need no trip through the reactor: the reactor only
-/// reports readiness that comes after the interest is registered.
+/// Whether bytes (or the end of the stream, or an error) wait to be read now. Asked after the
+/// interest was registered: bytes that arrived after the driver's last read but before that
+/// registration need no trip through the reactor, which only reports readiness that comes
+/// after it.
 fn has_input(socket: &Async<TcpStream>) -> bool {
     let mut byte = [0_u8; 1];
     !matches!(socket.get_ref().peek(&mut byte), Err(error) if error.kind() == std::io::ErrorKind::WouldBlock)
@@ -110,7 +111,7 @@ impl Future for Watch {
                 pending = false;
             }
             if this.arm.armed.load(Ordering::Acquire)
-                && (has_input(&this.socket) || this.socket.poll_readable(cx).is_ready())
+                && (this.socket.poll_readable(cx).is_ready() || has_input(&this.socket))
             {
                 this.arm.armed.store(false, Ordering::Release);
                 if this.reports.try_send(Report::Readable(this.key)).is_err() {
