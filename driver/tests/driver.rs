@@ -160,6 +160,15 @@ impl World {
         world
     }
 
+    /// A world whose connections must finish their upgrade within `timeout`.
+    fn with_handshake_timeout(timeout: Duration) -> Self {
+        Self::with(
+            KrmxConfig::default(),
+            TransportConfig::default().handshake_timeout(timeout),
+            Readiness::Edge,
+        )
+    }
+
     /// Every event up to `None`: the pump's drain.
     fn events(&mut self) -> Vec<Event> {
         std::iter::from_fn(|| self.driver.poll_event()).collect()
@@ -307,11 +316,7 @@ fn edge_readiness_asks_for_no_waits() {
 #[test]
 fn a_silent_connection_is_released_at_its_handshake_timeout_not_before() {
     let timeout = Duration::from_secs(5);
-    let mut world = World::with(
-        KrmxConfig::default(),
-        TransportConfig::default().handshake_timeout(timeout),
-        Readiness::Edge,
-    );
+    let mut world = World::with_handshake_timeout(timeout);
     let key = world
         .driver
         .accept(world.now, Fake::default(), Vec::new())
@@ -415,11 +420,7 @@ fn exactly_the_buffered_bound_is_kept_one_byte_more_is_a_slow_consumer() {
 #[test]
 fn a_request_waiting_unread_at_the_handshake_deadline_is_still_upgraded() {
     let timeout = Duration::from_secs(5);
-    let mut world = World::with(
-        KrmxConfig::default(),
-        TransportConfig::default().handshake_timeout(timeout),
-        Readiness::Edge,
-    );
+    let mut world = World::with_handshake_timeout(timeout);
     let fake = Fake::default();
     let key = world
         .driver
@@ -463,11 +464,7 @@ fn a_flush_writes_what_a_failed_write_queued_for_others() {
 #[test]
 fn readiness_for_a_released_connection_does_not_reach_the_one_reusing_its_slot() {
     let timeout = Duration::from_secs(5);
-    let mut world = World::with(
-        KrmxConfig::default(),
-        TransportConfig::default().handshake_timeout(timeout),
-        Readiness::Edge,
-    );
+    let mut world = World::with_handshake_timeout(timeout);
     let old = world
         .driver
         .accept(world.now, Fake::default(), Vec::new())

@@ -329,9 +329,9 @@ impl Server {
                     }
                 }
                 Io::Released(key) => {
-                    if self.watcher(key).is_some() {
-                        if let Some(slot) = self.watchers.get_mut(key.slot()) {
-                            *slot = None;
+                    if let Some(entry) = self.watchers.get_mut(key.slot()) {
+                        if entry.as_ref().is_some_and(|watcher| watcher.key == key) {
+                            *entry = None;
                         }
                     }
                 }
