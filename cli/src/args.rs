@@ -2,6 +2,7 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use krmx_core::{KrmxConfig, ProtocolVersion, QueryRequirement};
+use krmx_driver::TransportConfig;
 use std::time::Duration;
 
 /// The krmx command-line server.
@@ -71,6 +72,28 @@ pub(crate) struct ServeArgs {
     /// Largest message a client may send; a larger one closes that connection with code 1009.
     #[arg(long, default_value_t = krmx_core::DEFAULT_MAX_MESSAGE_BYTES)]
     pub(crate) max_message_bytes: usize,
+    /// Hard limit on bytes buffered for one connection: past it, it is closed at once as a
+    /// slow consumer (1008).
+    #[arg(long, default_value_t = krmx_core::DEFAULT_MAX_BUFFERED_BYTES)]
+    pub(crate) max_buffered_bytes: usize,
+    /// Soft limit on bytes buffered for one connection: a backlog over it for
+    /// `--soft-buffered-ms` that did not come down from its peak is closed as a slow consumer.
+    #[arg(long, default_value_t = krmx_core::DEFAULT_SOFT_BUFFERED_BYTES)]
+    pub(crate) soft_buffered_bytes: usize,
+    /// How long a backlog may stay over the soft limit without coming down.
+    #[arg(long, default_value_t = 60_000)]
+    pub(crate) soft_buffered_ms: u64,
+    /// How long bytes may wait for a connection with none taken by its socket.
+    #[arg(long, default_value_t = 30_000)]
+    pub(crate) write_stall_ms: u64,
+    /// Budget for bytes buffered across all connections: past it, the connections holding the
+    /// most are closed as slow consumers until the total is under it.
+    #[arg(long, default_value_t = krmx_core::DEFAULT_BUFFERED_BUDGET)]
+    pub(crate) buffered_budget_bytes: usize,
+    /// How long a close (the `close` command, SIGINT, SIGTERM) may take before the connections
+    /// still open are dropped.
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) shutdown_grace_ms: u64,
     /// Every authentication waits for an `accept`/`reject` command.
     #[arg(long)]
     pub(crate) manual_auth: bool,
@@ -106,12 +129,24 @@ impl ServeArgs {
             .ping_interval(ping)
             .version(self.krmx_version)
             .path(&self.path)
-            .max_message_bytes(self.max_message_bytes);
+            .max_message_bytes(self.max_message_bytes)
+            .max_buffered_bytes(self.max_buffered_bytes)
+            .soft_buffered_bytes(
+                self.soft_buffered_bytes,
+                Duration::from_millis(self.soft_buffered_ms),
+            )
+            .write_stall_timeout(Duration::from_millis(self.write_stall_ms))
+            .buffered_budget(self.buffered_budget_bytes);
         for spec in &self.queries {
             let (name, requirement) = query_requirement(spec);
             config = config.query(name, requirement);
         }
         config
+    }
+
+    /// The transport configuration these options describe.
+    pub(crate) fn transport_config(&self) -> TransportConfig {
+        TransportConfig::default().shutdown_grace(Duration::from_millis(self.shutdown_grace_ms))
     }
 
     /// The `--reject USER=REASON` pairs; an entry without `=` rejects with `rejected`.
@@ -191,6 +226,52 @@ mod tests {
         );
         let config = serve(&["--ping-interval-ms", "0"]).unwrap().krmx_config();
         assert_eq!(config.ping_interval_value(), None);
+    }
+
+    #[test]
+    fn buffering_limits_and_the_shutdown_grace_have_flags() {
+        let args = serve(&[]).unwrap();
+        let config = args.krmx_config();
+        assert_eq!(config.max_buffered_bytes_value(), 64 << 20);
+        assert_eq!(config.soft_buffered_bytes_value(), 8 << 20);
+        assert_eq!(config.soft_buffered_period_value(), Duration::from_secs(60));
+        assert_eq!(config.write_stall_timeout_value(), Duration::from_secs(30));
+        assert_eq!(config.buffered_budget_value(), 1 << 30);
+        assert_eq!(
+            args.transport_config().shutdown_grace_value(),
+            Duration::from_secs(10)
+        );
+        let args = serve(&[
+            "--max-buffered-bytes",
+            "1000",
+            "--soft-buffered-bytes",
+            "100",
+            "--soft-buffered-ms",
+            "20",
+            "--write-stall-ms",
+            "30",
+            "--buffered-budget-bytes",
+            "5000",
+            "--shutdown-grace-ms",
+            "40",
+        ])
+        .unwrap();
+        let config = args.krmx_config();
+        assert_eq!(config.max_buffered_bytes_value(), 1000);
+        assert_eq!(config.soft_buffered_bytes_value(), 100);
+        assert_eq!(
+            config.soft_buffered_period_value(),
+            Duration::from_millis(20)
+        );
+        assert_eq!(
+            config.write_stall_timeout_value(),
+            Duration::from_millis(30)
+        );
+        assert_eq!(config.buffered_budget_value(), 5000);
+        assert_eq!(
+            args.transport_config().shutdown_grace_value(),
+            Duration::from_millis(40)
+        );
     }
 
     #[test]

@@ -52,8 +52,10 @@ fn serve(args: &ServeArgs) -> ExitCode {
     let mut app = App::new(behaviour, BufWriter::new(io::stdout().lock()));
     app.trim_after_bursts();
     let served = match args.transport {
-        Transport::Mio => serve_mio::serve(addr, args.krmx_config(), app),
-        Transport::Smol => serve_smol::serve(addr, args.krmx_config(), app),
+        Transport::Mio => serve_mio::serve(addr, args.krmx_config(), args.transport_config(), app),
+        Transport::Smol => {
+            serve_smol::serve(addr, args.krmx_config(), args.transport_config(), app)
+        }
     };
     match served {
         Ok(()) => ExitCode::SUCCESS,

@@ -14,9 +14,10 @@ const SERVER_TOKENS: Token = Token(0);
 pub(crate) fn serve<W: Write>(
     addr: SocketAddr,
     config: krmx_core::KrmxConfig,
+    transport: TransportConfig,
     mut app: App<W>,
 ) -> io::Result<()> {
-    let mut server = Server::bind(addr, config, TransportConfig::default())?;
+    let mut server = Server::bind(addr, config, transport)?;
     let mut poll = Poll::new()?;
     server.register(poll.registry(), SERVER_TOKENS)?;
     let waker = server

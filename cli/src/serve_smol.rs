@@ -13,10 +13,11 @@ use std::net::SocketAddr;
 pub(crate) fn serve<W: Write>(
     addr: SocketAddr,
     config: KrmxConfig,
+    transport: TransportConfig,
     mut app: App<W>,
 ) -> io::Result<()> {
     smol::block_on(async {
-        let mut server = Server::bind(addr, config, TransportConfig::default()).await?;
+        let mut server = Server::bind(addr, config, transport).await?;
         // The loop waits on the channel itself: nothing to wake.
         let controls = controls::spawn(|| {})?;
         loop {

@@ -11,8 +11,18 @@ pub const DEFAULT_AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(15);
 /// Default largest message a client may send: 1 MiB.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1 << 20;
-/// Default bound on what a transport buffers for one connection that does not read: 4 MiB.
-pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 4 << 20;
+/// Default hard limit on what a transport buffers for one connection: 64 MiB. Past it the
+/// connection is closed at once as a slow consumer, however fast it reads.
+pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 64 << 20;
+/// Default soft limit on what a transport buffers for one connection: 8 MiB (see
+/// [`KrmxConfig::soft_buffered_bytes`]).
+pub const DEFAULT_SOFT_BUFFERED_BYTES: usize = 8 << 20;
+/// Default time a backlog may stay over the soft limit without coming down: 60 s.
+pub const DEFAULT_SOFT_BUFFERED_PERIOD: Duration = Duration::from_secs(60);
+/// Default time bytes may wait with not one of them taken by the socket: 30 s.
+pub const DEFAULT_WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default budget for bytes buffered across all connections: 1 GiB.
+pub const DEFAULT_BUFFERED_BUDGET: usize = 1 << 30;
 /// Default bound on messages kept for a connection while its link decision is pending.
 pub const DEFAULT_MAX_QUEUED_DURING_AUTH: usize = 64;
 /// Default bound on authentications pending at once, server-wide.
@@ -60,6 +70,10 @@ pub struct KrmxConfig {
     pub(crate) request: RequestRules,
     pub(crate) max_message_bytes: usize,
     pub(crate) max_buffered_bytes: usize,
+    pub(crate) soft_buffered_bytes: usize,
+    pub(crate) soft_buffered_period: Duration,
+    pub(crate) write_stall_timeout: Duration,
+    pub(crate) buffered_budget: usize,
     pub(crate) max_queued_during_auth: usize,
     pub(crate) max_pending_auths: usize,
     pub(crate) inactivity_timeout: Option<Duration>,
@@ -79,6 +93,10 @@ impl Default for KrmxConfig {
             request: RequestRules::default(),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
+            soft_buffered_bytes: DEFAULT_SOFT_BUFFERED_BYTES,
+            soft_buffered_period: DEFAULT_SOFT_BUFFERED_PERIOD,
+            write_stall_timeout: DEFAULT_WRITE_STALL_TIMEOUT,
+            buffered_budget: DEFAULT_BUFFERED_BUDGET,
             max_queued_during_auth: DEFAULT_MAX_QUEUED_DURING_AUTH,
             max_pending_auths: DEFAULT_MAX_PENDING_AUTHS,
             inactivity_timeout: None,
@@ -160,11 +178,57 @@ impl KrmxConfig {
         self
     }
 
-    /// The most bytes a transport may buffer for a connection that does not read (default
-    /// 4 MiB); past it the connection is closed as a slow consumer.
+    /// The hard limit on bytes a transport buffers for one connection (default 64 MiB): a
+    /// connection whose backlog passes it, after the socket took what it would, is closed at
+    /// once as a slow consumer (1008 `slow consumer`), however steadily it reads.
+    ///
+    /// Below it a connection is judged by progress: see
+    /// [`soft_buffered_bytes`](Self::soft_buffered_bytes) and
+    /// [`write_stall_timeout`](Self::write_stall_timeout). A connection that keeps draining
+    /// its backlog is never closed below this limit.
     #[must_use]
     pub fn max_buffered_bytes(mut self, bytes: usize) -> Self {
         self.max_buffered_bytes = bytes;
+        self
+    }
+
+    /// The soft limit on one connection's backlog (default 8 MiB) and how long it may stay over
+    /// it without coming down (default 60 s), after Redis's `client-output-buffer-limit`. A
+    /// backlog that stays over `bytes` for the whole `period` and is at its largest of the
+    /// period at its end is not being caught up with: the connection is closed as a slow
+    /// consumer. A backlog that came down from its peak starts a new period, so a client
+    /// draining a burst is never closed by this rule. A period below 1 ms means 1 ms.
+    ///
+    /// ```
+    /// use krmx_core::KrmxConfig;
+    /// use std::time::Duration;
+    /// let config = KrmxConfig::default().soft_buffered_bytes(1 << 20, Duration::from_secs(10));
+    /// assert_eq!(config.soft_buffered_bytes_value(), 1 << 20);
+    /// assert_eq!(config.soft_buffered_period_value(), Duration::from_secs(10));
+    /// ```
+    #[must_use]
+    pub fn soft_buffered_bytes(mut self, bytes: usize, period: Duration) -> Self {
+        self.soft_buffered_bytes = bytes;
+        self.soft_buffered_period = period.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long bytes may wait for a connection with not one of them taken by its socket
+    /// (default 30 s, two ping rounds): a peer that stopped reading altogether, whose kernel
+    /// buffers are full, is closed as a slow consumer after it, whatever its backlog's size.
+    /// Below 1 ms means 1 ms.
+    #[must_use]
+    pub fn write_stall_timeout(mut self, timeout: Duration) -> Self {
+        self.write_stall_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The budget for bytes buffered across all connections (default 1 GiB). Past it, the
+    /// connections holding the most are closed as slow consumers, largest first, until the
+    /// total is back under it; what they held and had not started to send is dropped at once.
+    #[must_use]
+    pub fn buffered_budget(mut self, bytes: usize) -> Self {
+        self.buffered_budget = bytes;
         self
     }
 
@@ -296,10 +360,34 @@ impl KrmxConfig {
         self.max_message_bytes
     }
 
-    /// The bound on bytes buffered for one connection.
+    /// The hard limit on bytes buffered for one connection.
     #[must_use]
     pub fn max_buffered_bytes_value(&self) -> usize {
         self.max_buffered_bytes
+    }
+
+    /// The soft limit on bytes buffered for one connection.
+    #[must_use]
+    pub fn soft_buffered_bytes_value(&self) -> usize {
+        self.soft_buffered_bytes
+    }
+
+    /// How long a backlog may stay over the soft limit without coming down.
+    #[must_use]
+    pub fn soft_buffered_period_value(&self) -> Duration {
+        self.soft_buffered_period
+    }
+
+    /// How long bytes may wait with none taken by the socket.
+    #[must_use]
+    pub fn write_stall_timeout_value(&self) -> Duration {
+        self.write_stall_timeout
+    }
+
+    /// The budget for bytes buffered across all connections.
+    #[must_use]
+    pub fn buffered_budget_value(&self) -> usize {
+        self.buffered_budget
     }
 
     /// The bound on messages queued during a pending link.

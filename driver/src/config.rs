@@ -6,6 +6,8 @@ use std::time::Duration;
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default time a closing connection may take to answer the close frame: 2 s.
 pub const DEFAULT_CLOSE_LINGER: Duration = Duration::from_secs(2);
+/// Default time a closing server takes before it drops the connections still open: 10 s.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Default read buffer per connection: 512 bytes (tungstenite's default is 128 KiB, far more
 /// than an idle Krmx connection needs). Sockets are read through one 64 KiB scratch buffer
 /// per thread, so a small buffer costs no more system calls; a larger message grows the buffer while it is read.
@@ -25,6 +27,7 @@ pub struct TransportConfig {
     pub(crate) handshake_timeout: Duration,
     pub(crate) close_linger: Duration,
     pub(crate) read_buffer_bytes: usize,
+    pub(crate) shutdown_grace: Duration,
 }
 
 impl Default for TransportConfig {
@@ -33,6 +36,7 @@ impl Default for TransportConfig {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             close_linger: DEFAULT_CLOSE_LINGER,
             read_buffer_bytes: DEFAULT_READ_BUFFER_BYTES,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         }
     }
 }
@@ -49,6 +53,15 @@ impl TransportConfig {
     #[must_use]
     pub fn close_linger(mut self, linger: Duration) -> Self {
         self.close_linger = linger;
+        self
+    }
+
+    /// How long a closing server may take (default 10 s): the users' leaves go out as the
+    /// connections take them, and once this has passed since the close began, every
+    /// connection still open is dropped and the remaining leaves are settled without them.
+    #[must_use]
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
         self
     }
 
@@ -69,6 +82,12 @@ impl TransportConfig {
     #[must_use]
     pub fn close_linger_value(&self) -> Duration {
         self.close_linger
+    }
+
+    /// The shutdown grace period.
+    #[must_use]
+    pub fn shutdown_grace_value(&self) -> Duration {
+        self.shutdown_grace
     }
 
     /// The read buffer size.

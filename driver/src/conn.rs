@@ -1,10 +1,12 @@
 //! [`Conn`]: one connection slot of the driver's table, and its [`Phase`].
 
+use crate::backlog::Backlog;
 use crate::handshake::{RequestCheck, TargetSlot};
 use crate::outbox::Outbox;
 use crate::socket::Socket;
 use crate::stream::Stream;
 use krmx_core::ConnectionId;
+use std::time::Instant;
 use tungstenite::WebSocket;
 use tungstenite::handshake::MidHandshake;
 use tungstenite::handshake::server::ServerHandshake;
@@ -44,6 +46,41 @@ pub(crate) struct Conn<S: Stream> {
     pub(crate) awaiting_writable: bool,
     /// Shut down for writing after the close went out.
     pub(crate) shut: bool,
+    /// The outbox's size as last added to the driver's total.
+    pub(crate) accounted: usize,
+    /// The progress of what the outbox holds (the slow-consumer rule).
+    pub(crate) backlog: Backlog,
+    /// When the driver checks the backlog next, if a check is scheduled.
+    pub(crate) check_at: Option<Instant>,
+    /// Found a slow consumer: its unstarted frames were dropped and nothing more is queued
+    /// until the core closes it.
+    pub(crate) condemned: bool,
+}
+
+impl<S: Stream> Conn<S> {
+    /// A connection starting its upgrade.
+    pub(crate) fn new(serial: u64, phase: Phase<S>) -> Self {
+        Self {
+            serial,
+            phase,
+            outbox: Outbox::default(),
+            dirty: false,
+            awaiting_writable: false,
+            shut: false,
+            accounted: 0,
+            backlog: Backlog::default(),
+            check_at: None,
+            condemned: false,
+        }
+    }
+
+    /// The core's id of the connection while it is open.
+    pub(crate) fn open_id(&self) -> Option<ConnectionId> {
+        match self.phase {
+            Phase::Open { id, .. } => Some(id),
+            _ => None,
+        }
+    }
 }
 
 impl<S: Stream> Phase<S> {

@@ -2,6 +2,7 @@
 //! A runtime pump hands it streams and readiness facts with the time of its turn, and asks it
 //! what to wait for.
 
+use crate::backlog::{Broken, Limits, Verdict};
 use crate::config::TransportConfig;
 use crate::conn::{Conn, Phase};
 use crate::handle::{Command, CommandError, Handle, Wake};
@@ -13,13 +14,19 @@ use crate::stream::Stream;
 use krmx_core::{
     ConnectionId, Error, Event, Input, Krmx, KrmxConfig, Output, Status, Text, UserInfo, Violation,
 };
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::net::TcpStream;
 use std::sync::{Arc, mpsc};
 use std::time::Instant;
 use tungstenite::HandshakeError;
 use tungstenite::handshake::server::ServerHandshake;
 use tungstenite::protocol::WebSocketConfig;
+
+/// While the server closes, the users' leaves are produced only while the connections hold
+/// less than this in all: they go out as fast as the connections take them, and memory stays
+/// bounded however many users leave.
+const CLOSE_PACE_BYTES: usize = 4 << 20;
 
 /// Low bits of a connection key that hold its slot, which bounds the connections open at once
 /// to 2^24 (far beyond any process's file descriptors).
@@ -28,7 +35,7 @@ const SLOT_BITS: u32 = 24;
 /// A connection in the driver's table: its slot (low bits, see [`slot`](Self::slot)) and a
 /// serial unique for the driver's life. Once the upgrade succeeded, the core knows the
 /// connection under the same number as its [`ConnectionId`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ConnKey(u64);
 
 impl ConnKey {
@@ -123,9 +130,23 @@ pub struct Driver<S: Stream> {
     linger_deadlines: VecDeque<(Instant, ConnKey)>,
     /// Slots with bytes queued since they were last written.
     dirty: Vec<usize>,
-    /// Connections over their buffer bound after a write, reported to the core after the
+    /// Slow consumers found (their unstarted frames dropped), reported to the core after the
     /// outputs at hand.
     slow: Vec<ConnectionId>,
+    /// The slow-consumer limits, and the budget across all connections.
+    limits: Limits,
+    budget: usize,
+    /// Bytes queued in every outbox, as last settled ([`Conn::accounted`]).
+    buffered_total: usize,
+    /// Backlog checks, earliest first; an entry whose time is not its connection's
+    /// [`Conn::check_at`] any more is stale.
+    backlog_checks: BinaryHeap<Reverse<(Instant, ConnKey)>>,
+    /// Connections whose ping left their outbox, reported to the core after the writes.
+    pings_sent: Vec<ConnectionId>,
+    /// When a closing server drops the connections still open.
+    grace_deadline: Option<Instant>,
+    /// The grace passed: the close is settled without pacing.
+    settling: bool,
     events: VecDeque<Event>,
     io: VecDeque<Io>,
     accepting: bool,
@@ -149,6 +170,8 @@ impl<S: Stream> Driver<S> {
     ) -> Self {
         let ws_config = crate::websocket_config(&config, &transport);
         let (command_sender, commands) = mpsc::channel();
+        let limits = Limits::of(&config);
+        let budget = config.buffered_budget_value();
         let mut driver = Self {
             krmx: Krmx::new(config.clone()),
             config: Arc::new(config),
@@ -162,6 +185,13 @@ impl<S: Stream> Driver<S> {
             linger_deadlines: VecDeque::new(),
             dirty: Vec::new(),
             slow: Vec::new(),
+            limits,
+            budget,
+            buffered_total: 0,
+            backlog_checks: BinaryHeap::new(),
+            pings_sent: Vec::new(),
+            grace_deadline: None,
+            settling: false,
             events: VecDeque::new(),
             io: VecDeque::new(),
             accepting: true,
@@ -253,8 +283,19 @@ impl<S: Stream> Driver<S> {
     pub fn poll_event(&mut self) -> Option<Event> {
         if self.events.is_empty() {
             self.flush_dirty();
+            if self.close_may_go_on() {
+                // The connections took what the last leaves queued: the next ones.
+                self.carry_out();
+                self.flush_dirty();
+            }
         }
         self.events.pop_front()
+    }
+
+    /// Bytes queued for all connections and not yet taken by their sockets.
+    #[must_use]
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered_total
     }
 
     /// Offers every queued byte to its socket now (what [`poll_event`](Self::poll_event) does
@@ -278,6 +319,8 @@ impl<S: Stream> Driver<S> {
             self.krmx.poll_timeout(),
             self.handshake_deadlines.front().map(|(at, _)| *at),
             self.linger_deadlines.front().map(|(at, _)| *at),
+            self.backlog_checks.peek().map(|Reverse((at, _))| *at),
+            self.grace_deadline,
         ]
         .into_iter()
         .flatten()
@@ -287,13 +330,21 @@ impl<S: Stream> Driver<S> {
     /// Whether the pump must not wait: an event or a write is pending.
     #[must_use]
     pub fn has_pending(&self) -> bool {
-        !self.events.is_empty() || !self.dirty.is_empty() || !self.io.is_empty()
+        !self.events.is_empty()
+            || !self.dirty.is_empty()
+            || !self.io.is_empty()
+            || self.close_may_go_on()
     }
 
     /// Fires what is due at `now`: core timers (auth timeouts, pings, inactivity, unlinked
-    /// timeouts), handshake timeouts and close lingers. Harmless when nothing is due.
+    /// timeouts), handshake timeouts, close lingers, backlog checks (slow consumers) and the
+    /// shutdown grace. Harmless when nothing is due.
     pub fn tick(&mut self, now: Instant) {
         self.now = now;
+        if self.grace_deadline.is_some_and(|at| at <= now) {
+            self.settle_close();
+        }
+        self.check_backlogs(now);
         if self.krmx.poll_timeout().is_some_and(|at| at <= now) {
             self.feed_fact(Input::Tick);
         }
@@ -365,17 +416,13 @@ impl<S: Stream> Driver<S> {
         self.next_serial += 1;
         let key = ConnKey::new(serial, slot);
         if let Some(entry) = self.slots.get_mut(slot) {
-            *entry = Some(Conn {
+            *entry = Some(Conn::new(
                 serial,
-                phase: Phase::Handshaking {
+                Phase::Handshaking {
                     mid: Some(Box::new(handshake)),
                     target,
                 },
-                outbox: Outbox::default(),
-                dirty: false,
-                awaiting_writable: false,
-                shut: false,
-            });
+            ));
         }
         self.handshake_deadlines
             .push_back((now + self.transport.handshake_timeout_value(), key));
@@ -541,7 +588,19 @@ impl<S: Stream> Driver<S> {
         }
     }
 
+    /// Adds what the connection's outbox gained or lost since it was last settled to the
+    /// total. Every change to an outbox is followed by this (queueing marks the connection
+    /// dirty, which settles; writes and drops settle themselves).
+    fn settle(&mut self, slot: usize) {
+        if let Some(Some(conn)) = self.slots.get_mut(slot) {
+            let buffered = conn.outbox.buffered();
+            self.buffered_total = (self.buffered_total + buffered).saturating_sub(conn.accounted);
+            conn.accounted = buffered;
+        }
+    }
+
     fn mark_dirty(&mut self, slot: usize) {
+        self.settle(slot);
         if let Some(Some(conn)) = self.slots.get_mut(slot) {
             if !conn.dirty {
                 conn.dirty = true;
@@ -568,6 +627,7 @@ impl<S: Stream> Driver<S> {
         let key = ConnKey::new(conn.serial, slot);
         self.free_slots.push(slot);
         self.io.push_back(Io::Released(key));
+        self.buffered_total = self.buffered_total.saturating_sub(conn.accounted);
         if let Phase::Open { id, .. } = conn.phase {
             drop(conn);
             self.feed_fact(Input::ConnectionClosed { conn: id });
@@ -594,7 +654,7 @@ impl<S: Stream> Driver<S> {
     /// Reads every complete message the stream has and feeds each to the core, until the
     /// stream would block, ends or breaks.
     fn read_messages(&mut self, key: ConnKey) {
-        let limit = self.config.max_buffered_bytes_value();
+        let hard = self.limits.hard;
         loop {
             let Some(Conn {
                 phase: Phase::Open { ws, id },
@@ -607,28 +667,23 @@ impl<S: Stream> Driver<S> {
             let id = *id;
             ws.get_mut().set_direct(outbox);
             let step = step(ws.read(), id);
-            let socket = ws.get_mut();
-            socket.hand_over(outbox);
-            if outbox.buffered() > limit {
-                // tungstenite answers every ping with a pong, queued while reading: a peer
-                // that floods pings and does not read would grow the outbox without bound.
-                // Past the limit after a write it is a slow consumer like any other.
-                if let Err(error) = outbox.write_to(&mut socket.stream) {
-                    tracing::debug!(%id, %error, "write failed");
-                    self.release(key.slot());
-                    return;
-                }
-            }
-            let buffered = outbox.buffered();
-            if buffered > 0 {
+            ws.get_mut().hand_over(outbox);
+            // tungstenite answers every ping with a pong, queued while reading: a peer that
+            // floods pings and does not read would grow the outbox without bound. Past the
+            // hard limit after a write it is a slow consumer like any other.
+            let over = outbox.buffered() > hard;
+            if !outbox.is_empty() {
                 self.mark_dirty(key.slot());
             }
-            if buffered > limit {
-                tracing::debug!(%id, "slow consumer (pongs)");
-                self.feed_fact(Input::Violation {
-                    conn: id,
-                    violation: Violation::SlowConsumer,
-                });
+            if over {
+                self.write_slot(key.slot());
+                if self.is_over_hard(id) {
+                    self.condemn(key, Broken::Hard);
+                }
+                self.carry_out();
+                if self.conn(key).and_then(Conn::open_id).is_none() {
+                    return;
+                }
             }
             match step {
                 Step::Input(input) => self.feed_fact(input),
@@ -666,6 +721,7 @@ impl<S: Stream> Driver<S> {
         }
         ws.get_mut().hand_over(outbox);
         self.linger(key);
+        self.forget_backlog(key);
         self.feed_fact(Input::ConnectionClosed { conn: id });
         self.wait_readable(key);
     }
@@ -679,26 +735,38 @@ impl<S: Stream> Driver<S> {
     // ----- writing -----
 
     /// Writes every connection marked dirty. A write that fails closes its connection, which
-    /// queues messages for others and marks them dirty in turn: those are written too.
+    /// queues messages for others and marks them dirty in turn: those are written too. Then
+    /// the pings that went out are reported, and the budget across connections is enforced.
     fn flush_dirty(&mut self) {
         let mut batch = std::mem::take(&mut self.dirty);
-        while !batch.is_empty() {
-            for &slot in &batch {
-                if let Some(Some(conn)) = self.slots.get_mut(slot) {
-                    conn.dirty = false;
+        loop {
+            while !batch.is_empty() {
+                for &slot in &batch {
+                    if let Some(Some(conn)) = self.slots.get_mut(slot) {
+                        conn.dirty = false;
+                    }
+                    self.write_slot(slot);
                 }
-                self.write_slot(slot);
+                batch.clear();
+                std::mem::swap(&mut batch, &mut self.dirty);
             }
-            batch.clear();
+            self.report_pings_sent();
+            if self.buffered_total > self.budget {
+                self.enforce_budget();
+            }
+            if self.dirty.is_empty() {
+                break;
+            }
             std::mem::swap(&mut batch, &mut self.dirty);
         }
         // Keep the allocation for the next round.
         self.dirty = batch;
     }
 
-    /// Writes what the stream takes. A closing connection whose bytes are all out is shut down
-    /// for writing; a failed write releases the connection.
+    /// Writes what the stream takes, then judges the backlog left. A closing connection whose
+    /// bytes are all out is shut down for writing; a failed write releases the connection.
     fn write_slot(&mut self, slot: usize) {
+        let now = self.now;
         let Some(Some(conn)) = self.slots.get_mut(slot) else {
             return;
         };
@@ -706,12 +774,19 @@ impl<S: Stream> Driver<S> {
             return;
         }
         let key = ConnKey::new(conn.serial, slot);
+        let open = conn.open_id();
         let closing = matches!(conn.phase, Phase::Closing { .. });
         let Conn { phase, outbox, .. } = conn;
         let Some(socket) = phase.socket_mut() else {
             return;
         };
-        match outbox.write_to(&mut socket.stream) {
+        let before = outbox.buffered();
+        let result = outbox.write_to(&mut socket.stream);
+        let after = outbox.buffered();
+        if outbox.take_ping_sent() {
+            self.pings_sent.extend(open);
+        }
+        match result {
             Ok(true) if closing => {
                 socket.stream.shutdown_write();
                 conn.shut = true;
@@ -726,8 +801,185 @@ impl<S: Stream> Driver<S> {
             Err(error) => {
                 tracing::debug!(%error, slot, "write failed");
                 self.release(slot);
+                return;
             }
         }
+        if open.is_some() && !conn.condemned {
+            let verdict = conn
+                .backlog
+                .written(now, after, after < before, &self.limits);
+            self.settle(slot);
+            self.judge(key, verdict);
+        } else {
+            self.settle(slot);
+        }
+    }
+
+    // ----- slow consumers -----
+
+    /// Carries out a backlog verdict: schedules its next check, or condemns a slow consumer.
+    fn judge(&mut self, key: ConnKey, verdict: Verdict) {
+        match verdict {
+            Verdict::Clear => {}
+            Verdict::CheckAt(at) => {
+                if let Some(conn) = self.conn_mut(key) {
+                    if conn.check_at.is_none_or(|scheduled| at < scheduled) {
+                        conn.check_at = Some(at);
+                        self.backlog_checks.push(Reverse((at, key)));
+                    }
+                }
+            }
+            Verdict::Slow(broken) => self.condemn(key, broken),
+        }
+    }
+
+    /// Runs the backlog checks due at `now`.
+    fn check_backlogs(&mut self, now: Instant) {
+        while let Some(&Reverse((at, key))) = self.backlog_checks.peek() {
+            if at > now {
+                break;
+            }
+            self.backlog_checks.pop();
+            let limits = self.limits;
+            let Some(conn) = self.conn_mut(key) else {
+                continue;
+            };
+            if conn.check_at != Some(at) {
+                continue;
+            }
+            conn.check_at = None;
+            if conn.open_id().is_none() || conn.condemned {
+                continue;
+            }
+            let buffered = conn.outbox.buffered();
+            let verdict = conn.backlog.check(now, buffered, &limits);
+            self.judge(key, verdict);
+        }
+        if !self.slow.is_empty() {
+            self.carry_out();
+        }
+    }
+
+    /// A connection closed by its peer leaves the slow-consumer rule (its linger bounds it).
+    fn forget_backlog(&mut self, key: ConnKey) {
+        if let Some(conn) = self.conn_mut(key) {
+            conn.check_at = None;
+        }
+    }
+
+    /// Whether the open connection `id` holds more than the hard limit.
+    fn is_over_hard(&mut self, id: ConnectionId) -> bool {
+        let hard = self.limits.hard;
+        self.open_outbox(id)
+            .is_some_and(|outbox| outbox.buffered() > hard)
+    }
+
+    /// A slow consumer: what it has not started to receive is dropped at once (it would not
+    /// read it, and the memory is the server's), nothing more is queued for it, and the core
+    /// closes it once the outputs at hand are out (see [`carry_out`](Self::carry_out)).
+    fn condemn(&mut self, key: ConnKey, broken: Broken) {
+        let Some(conn) = self.conn_mut(key) else {
+            return;
+        };
+        let Some(id) = conn.open_id() else {
+            return;
+        };
+        if conn.condemned {
+            return;
+        }
+        conn.condemned = true;
+        conn.check_at = None;
+        let dropped = conn.outbox.drop_unstarted();
+        tracing::debug!(%id, ?broken, dropped, "slow consumer");
+        self.settle(key.slot());
+        self.slow.push(id);
+    }
+
+    /// The total passed the budget: the connections holding the most are closed as slow
+    /// consumers (or, already closing, dropped), largest first, until it is back under.
+    fn enforce_budget(&mut self) {
+        let mut holders: Vec<(usize, usize)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, conn)| {
+                let conn = conn.as_ref()?;
+                let held = conn.outbox.buffered();
+                (held > 0 && !conn.condemned).then_some((held, slot))
+            })
+            .collect();
+        holders.sort_unstable_by(|a, b| b.cmp(a));
+        tracing::debug!(
+            total = self.buffered_total,
+            budget = self.budget,
+            "buffered budget passed"
+        );
+        for (_, slot) in holders {
+            if self.buffered_total <= self.budget {
+                break;
+            }
+            let Some(key) = self.key_at(slot) else {
+                continue;
+            };
+            if self.conn(key).and_then(Conn::open_id).is_some() {
+                self.condemn(key, Broken::Budget);
+            } else {
+                self.release(slot);
+            }
+        }
+        self.carry_out();
+    }
+
+    /// Reports to the core the pings that left their outboxes: a ping is awaited from then on.
+    fn report_pings_sent(&mut self) {
+        for conn in std::mem::take(&mut self.pings_sent) {
+            if self.open_outbox(conn).is_some() {
+                let _ = conn; // TEMP until core PingSent lands
+            }
+        }
+    }
+
+    // ----- closing the server -----
+
+    /// Whether the server is closing and the connections took enough of what the last leaves
+    /// queued for the next ones to be produced.
+    fn close_may_go_on(&self) -> bool {
+        self.krmx.status() == Status::Closing
+            && (self.settling || self.buffered_total <= CLOSE_PACE_BYTES)
+    }
+
+    /// The shutdown grace passed: every connection still open is dropped (their users are
+    /// unlinked quietly, as their peers are gone) and the remaining leaves are settled without
+    /// them, which the core does in time linear in the users.
+    fn settle_close(&mut self) {
+        self.grace_deadline = None;
+        let open = self.slots.len() - self.free_slots.len();
+        tracing::info!(open, "shutdown grace passed: dropping the connections left");
+        let mut gone = Vec::new();
+        for slot in 0..self.slots.len() {
+            let Some(entry) = self.slots.get_mut(slot) else {
+                continue;
+            };
+            let Some(conn) = entry.take() else {
+                continue;
+            };
+            self.free_slots.push(slot);
+            self.io
+                .push_back(Io::Released(ConnKey::new(conn.serial, slot)));
+            gone.extend(conn.open_id());
+        }
+        self.buffered_total = 0;
+        self.dirty.clear();
+        self.settling = true;
+        for conn in gone {
+            if let Err(error) = self
+                .krmx
+                .handle_input(self.now, Input::ConnectionClosed { conn })
+            {
+                debug_assert!(false, "the core refused a closed connection: {error}");
+            }
+        }
+        self.carry_out();
     }
 
     // ----- the core -----
@@ -735,6 +987,11 @@ impl<S: Stream> Driver<S> {
     /// Feeds the core and carries out its outputs.
     fn feed(&mut self, input: Input) -> Result<(), Error> {
         let result = self.krmx.handle_input(self.now, input);
+        if self.krmx.status() == Status::Closing && self.accepting {
+            // The close began: no new connections, and a bound on how long it may take.
+            self.grace_deadline = Some(self.now + self.transport.shutdown_grace_value());
+            self.stop_accepting();
+        }
         self.carry_out();
         result
     }
@@ -752,15 +1009,22 @@ impl<S: Stream> Driver<S> {
     /// the core as slow consumers once the outputs at hand are out.
     fn carry_out(&mut self) {
         loop {
-            while let Some(output) = self.krmx.poll_output() {
+            while !self.close_paused() {
+                let Some(output) = self.krmx.poll_output() else {
+                    break;
+                };
                 self.carry_out_one(output);
             }
             if self.slow.is_empty() {
                 return;
             }
             for conn in std::mem::take(&mut self.slow) {
-                if self.open_outbox(conn).is_some() {
-                    tracing::debug!(%conn, "slow consumer");
+                if let Some(entry) = self.conn_mut(ConnKey::of(conn)) {
+                    if entry.open_id() != Some(conn) {
+                        continue;
+                    }
+                    // Its own unlink and close go out after what it was already receiving.
+                    entry.condemned = false;
                     let violation = Violation::SlowConsumer;
                     if let Err(error) = self
                         .krmx
@@ -771,6 +1035,14 @@ impl<S: Stream> Driver<S> {
                 }
             }
         }
+    }
+
+    /// While the server closes, whether the connections hold too much for the next leaves to
+    /// be produced now (see [`CLOSE_PACE_BYTES`]).
+    fn close_paused(&self) -> bool {
+        self.krmx.status() == Status::Closing
+            && !self.settling
+            && self.buffered_total > CLOSE_PACE_BYTES
     }
 
     fn carry_out_one(&mut self, output: Output) {
@@ -797,29 +1069,33 @@ impl<S: Stream> Driver<S> {
         }
     }
 
-    /// Queues a text frame for `to`; a connection over its bound even after a write is added
-    /// to the slow consumers.
+    /// Queues a text frame for `to` (nothing for a condemned slow consumer). A burst is
+    /// written as soon as it fills a write, and a backlog past the hard limit is judged only
+    /// after the socket took what it would: a burst within one turn is no slow consumer while
+    /// the kernel still takes the bytes.
     fn send_text(&mut self, to: ConnectionId, text: &Text) {
-        let limit = self.config.max_buffered_bytes_value();
-        let Some(outbox) = self.open_outbox(to) else {
+        let key = ConnKey::of(to);
+        let hard = self.limits.hard;
+        let Some(Conn {
+            phase: Phase::Open { .. },
+            outbox,
+            condemned: false,
+            ..
+        }) = self.conn_mut(key)
+        else {
             return;
         };
         outbox.push_text_frame(text);
-        // Over the limit too: a burst within one turn is not a slow consumer while the kernel
-        // still takes the bytes.
-        let over = outbox.buffered() > limit;
-        let slot = ConnKey::of(to).slot();
-        if outbox.is_batch_full() || over {
-            self.write_slot(slot);
-            if self
-                .open_outbox(to)
-                .is_some_and(|outbox| outbox.buffered() > limit)
-                && !self.slow.contains(&to)
-            {
-                self.slow.push(to);
+        let over = outbox.buffered() > hard;
+        let write_now = outbox.is_batch_full() || over;
+        self.mark_dirty(key.slot());
+        if write_now {
+            self.write_slot(key.slot());
+            // Waiting for writability, the write above did not happen: judged here.
+            if over && self.is_over_hard(to) {
+                self.condemn(key, Broken::Hard);
             }
         }
-        self.mark_dirty(slot);
     }
 
     /// Queues a close frame; the core has forgotten the connection already.

@@ -5,8 +5,8 @@
 //! Three layers:
 //! - [`krmx_core::Krmx`] decides the protocol: inputs in, outputs out, time passed in.
 //! - [`Driver`] owns the connection table: each connection's WebSocket upgrade, phase, outbox
-//!   and deadlines, and every per-connection rule (slow consumers, pong accounting, close
-//!   replies, handshake timeouts, close lingers). It reads and writes non-blocking
+//!   and deadlines, and every per-connection rule (slow consumers by progress and the budget across connections,
+//!   pong accounting, close replies, handshake timeouts, close lingers). It reads and writes non-blocking
 //!   [`Stream`]s, takes `now` from its pump and answers what to wait for ([`Io`],
 //!   [`Driver::poll_timeout`]).
 //! - A runtime pump (`krmx-transport-mio`, `krmx-transport-smol`) registers streams, waits
@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod backlog;
 mod commands;
 mod config;
 mod conn;
@@ -30,7 +31,8 @@ mod stream;
 
 pub use commands::Commands;
 pub use config::{
-    DEFAULT_CLOSE_LINGER, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READ_BUFFER_BYTES, TransportConfig,
+    DEFAULT_CLOSE_LINGER, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READ_BUFFER_BYTES,
+    DEFAULT_SHUTDOWN_GRACE, TransportConfig,
 };
 pub use driver::{ConnKey, Driver, Io, Readiness, Refusal};
 pub use handle::{AuthResponder, CommandError, Handle, Reply, Wake};

@@ -61,6 +61,10 @@ pub struct Outbox {
     front_written: usize,
     /// Bytes queued and not yet written.
     buffered: usize,
+    /// Bytes still to write before the last ping queued is out; `None` when no ping waits.
+    ping_after: Option<usize>,
+    /// The last ping queued left the outbox since [`take_ping_sent`](Self::take_ping_sent).
+    ping_sent: bool,
 }
 
 impl Outbox {
@@ -92,9 +96,40 @@ impl Outbox {
         }
     }
 
-    /// Queues an empty ping frame.
+    /// Queues an empty ping frame; [`take_ping_sent`](Self::take_ping_sent) tells when it left.
     pub fn push_ping(&mut self) {
         self.append(&[&[0x89, 0x00]]);
+        self.ping_after = Some(self.buffered);
+    }
+
+    /// Whether the last ping queued was written to the socket since the last call.
+    pub fn take_ping_sent(&mut self) -> bool {
+        std::mem::take(&mut self.ping_sent)
+    }
+
+    /// Drops every queued frame not started yet, keeping the one being written (so the stream
+    /// stays whole and a close frame can follow). Returns the bytes dropped. For a connection
+    /// closed as a slow consumer: what it would not read is freed at once.
+    pub fn drop_unstarted(&mut self) -> usize {
+        let before = self.buffered;
+        // Chunk boundaries are frame boundaries, except between a header and its shared payload.
+        let keep = match self.chunks.front() {
+            None => 0,
+            Some(_) if self.front_written == 0 => 0,
+            Some(Chunk::Header(_)) => 2,
+            Some(_) => 1,
+        };
+        self.chunks.truncate(keep);
+        self.buffered = self
+            .chunks
+            .iter()
+            .map(|chunk| chunk.bytes().len())
+            .sum::<usize>()
+            .saturating_sub(self.front_written);
+        if self.ping_after.is_some_and(|after| after > self.buffered) {
+            self.ping_after = None;
+        }
+        before - self.buffered
     }
 
     /// Queues a close frame with a code and a reason (truncated to fit a control frame).
@@ -183,6 +218,14 @@ impl Outbox {
 
     fn consume(&mut self, mut written: usize) {
         self.buffered = self.buffered.saturating_sub(written);
+        if let Some(after) = self.ping_after {
+            if written >= after {
+                self.ping_after = None;
+                self.ping_sent = true;
+            } else {
+                self.ping_after = Some(after - written);
+            }
+        }
         while written > 0 {
             let Some(front) = self.chunks.front() else {
                 return;
@@ -387,5 +430,71 @@ mod tests {
             0,
             "an idle outbox keeps no memory"
         );
+    }
+
+    #[test]
+    fn a_ping_is_reported_sent_once_its_last_byte_is_written() {
+        let mut outbox = Outbox::default();
+        outbox.push_text_frame(&Text::from("hello"));
+        outbox.push_ping();
+        outbox.push_text_frame(&Text::from("after"));
+        let mut socket = Trickle {
+            written: Vec::new(),
+            limit: 8,
+        };
+        // 7 bytes of text and 1 of the ping: not out yet.
+        assert!(!outbox.write_to(&mut LimitOnce(&mut socket)).unwrap());
+        assert!(!outbox.take_ping_sent());
+        socket.limit = 1;
+        assert!(!outbox.write_to(&mut LimitOnce(&mut socket)).unwrap());
+        assert!(outbox.take_ping_sent());
+        assert!(!outbox.take_ping_sent(), "reported once");
+    }
+
+    /// Takes one write of at most the inner socket's limit, then would block.
+    struct LimitOnce<'a>(&'a mut Trickle);
+
+    impl Write for LimitOnce<'_> {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let n = self.0.write(buf)?;
+            self.0.limit = 0;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn dropping_the_unstarted_frames_keeps_the_one_being_written() {
+        let mut outbox = Outbox::default();
+        let large = Text::from("x".repeat(MAX_COPIED_PAYLOAD + 10));
+        outbox.push_text_frame(&large);
+        outbox.push_ping();
+        outbox.push_text_frame(&Text::from("tail"));
+        let total = outbox.buffered();
+        // Nothing started: everything goes.
+        let mut fresh = Outbox::default();
+        fresh.push_text_frame(&Text::from("a"));
+        assert_eq!(fresh.drop_unstarted(), 3);
+        assert!(fresh.is_empty());
+        // Two bytes of the large frame's header written: the header and its payload stay.
+        let mut socket = Trickle {
+            written: Vec::new(),
+            limit: 2,
+        };
+        assert!(!outbox.write_to(&mut LimitOnce(&mut socket)).unwrap());
+        let dropped = outbox.drop_unstarted();
+        assert_eq!(dropped, 2 + 2 + 4);
+        assert_eq!(outbox.buffered(), total - 2 - dropped);
+        let mut socket = Trickle {
+            written: Vec::new(),
+            limit: usize::MAX,
+        };
+        assert!(outbox.write_to(&mut socket).unwrap());
+        assert_eq!(socket.written.len(), 4 - 2 + MAX_COPIED_PAYLOAD + 10);
+        assert!(!outbox.take_ping_sent(), "the dropped ping never left");
+        outbox.push_close(1008, "slow consumer");
+        assert!(outbox.write_to(&mut socket).unwrap());
     }
 }
