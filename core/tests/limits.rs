@@ -10,8 +10,9 @@
 mod support;
 
 use krmx_core::{
-    AuthDecision, AuthMode, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_PENDING_AUTHS,
-    DEFAULT_MAX_QUEUED_DURING_AUTH, Input, KrmxConfig, Violation,
+    AuthDecision, AuthMode, DEFAULT_BUFFERED_BUDGET, DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_MAX_PENDING_AUTHS, DEFAULT_MAX_QUEUED_DURING_AUTH, DEFAULT_SOFT_BUFFERED_BYTES,
+    DEFAULT_SOFT_BUFFERED_PERIOD, DEFAULT_WRITE_STALL_TIMEOUT, Input, KrmxConfig, Violation,
 };
 use std::time::Duration;
 use support::*;
@@ -37,13 +38,19 @@ fn application_auth() -> KrmxConfig {
 }
 
 #[test]
-fn defaults_are_one_mebibyte_64_queued_and_4096_pending() {
+fn defaults_are_one_mebibyte_64_queued_4096_pending_and_the_buffer_limits() {
     assert_eq!(DEFAULT_MAX_MESSAGE_BYTES, 1 << 20);
     assert_eq!(DEFAULT_MAX_QUEUED_DURING_AUTH, 64);
     assert_eq!(DEFAULT_MAX_PENDING_AUTHS, 4096);
     let config = KrmxConfig::default();
     assert_eq!(config.max_message_bytes_value(), 1 << 20);
-    assert_eq!(config.max_buffered_bytes_value(), 4 << 20);
+    assert_eq!(config.max_buffered_bytes_value(), 64 << 20);
+    assert_eq!(config.soft_buffered_bytes_value(), DEFAULT_SOFT_BUFFERED_BYTES);
+    assert_eq!(config.soft_buffered_period_value(), DEFAULT_SOFT_BUFFERED_PERIOD);
+    assert_eq!(DEFAULT_SOFT_BUFFERED_BYTES, 8 << 20);
+    assert_eq!(DEFAULT_SOFT_BUFFERED_PERIOD, Duration::from_secs(60));
+    assert_eq!(config.write_stall_timeout_value(), DEFAULT_WRITE_STALL_TIMEOUT);
+    assert_eq!(config.buffered_budget_value(), DEFAULT_BUFFERED_BUDGET);
 }
 
 #[test]
