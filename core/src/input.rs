@@ -22,6 +22,13 @@ pub enum Input {
     },
     /// Close gracefully: every user leaves, every connection is closed, then
     /// [`Event::Closed`](crate::Event::Closed). Allowed while starting or listening.
+    ///
+    /// The status is `closing` until then. The users leave one at a time, in join order, each
+    /// when [`Krmx::poll_output`](crate::Krmx::poll_output) finds the queue empty, so a
+    /// transport that stops polling while its connections take what was sent bounds the
+    /// memory of a close. While closing, frames, pings and pongs are ignored, and a
+    /// connection that drops unlinks its user without a `krmx/unlinked` broadcast (its
+    /// `krmx/left` follows); once no connection is linked, the users left leave at once.
     Close,
     /// A WebSocket connection finished its handshake.
     ConnectionOpened {
@@ -36,6 +43,16 @@ pub enum Input {
         conn: ConnectionId,
         /// Its content.
         frame: Frame,
+    },
+    /// The ping of [`Output::Ping`](crate::Output::Ping) left the transport's own buffer for
+    /// the socket: the pong is awaited from now on, and a ping round that finds it unanswered
+    /// a whole interval later terminates the connection. A transport that writes a ping at
+    /// once reports this right after carrying out the output; until it is reported, the ping
+    /// is not awaited (a connection whose backlog does not drain is closed as a slow consumer
+    /// instead), so a transport that never reports it turns the liveness timeout off.
+    PingSent {
+        /// The connection pinged.
+        conn: ConnectionId,
     },
     /// A pong arrived (the answer to [`Output::Ping`](crate::Output::Ping)).
     Pong {
@@ -108,6 +125,7 @@ impl Input {
             self,
             Self::ConnectionOpened { .. }
                 | Self::Frame { .. }
+                | Self::PingSent { .. }
                 | Self::Pong { .. }
                 | Self::Violation { .. }
                 | Self::ConnectionClosed { .. }

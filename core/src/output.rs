@@ -24,7 +24,9 @@ pub enum Output {
         /// The message text, shared by every recipient.
         text: Text,
     },
-    /// Send a WebSocket ping; the peer must answer before the next ping round.
+    /// Send a WebSocket ping, and report [`Input::PingSent`](crate::Input::PingSent) once it
+    /// left the transport's buffer for the socket; the peer must answer within a ping interval
+    /// from then.
     Ping {
         /// The connection.
         to: ConnectionId,

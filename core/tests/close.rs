@@ -118,3 +118,123 @@ fn close_forgets_pending_authentications() {
     assert_eq!(server.users(), []);
     assert_eq!(server.timeout_ms(), None);
 }
+
+#[test]
+fn a_close_queues_one_leave_at_a_time_and_the_next_when_the_queue_ran_dry() {
+    let mut server = alice_and_bob();
+    server.krmx.handle_input(server.now, Input::Close).unwrap();
+    assert_eq!(server.status(), Status::Closing);
+    // Only alice's leave is queued; bob's is produced once it is drained.
+    let mut first = Vec::new();
+    for _ in 0..5 {
+        first.extend(outs(server.krmx.poll_output().unwrap()));
+    }
+    assert_eq!(
+        first,
+        [
+            send(1, unlinked("alice")),
+            send(2, unlinked("alice")),
+            ev_unlinked("alice", 1),
+            send(1, left("alice")),
+            send(2, left("alice")),
+            ev_left("alice"),
+        ]
+    );
+    assert_eq!(server.users(), users(&[("bob", true)]));
+    assert_eq!(server.status(), Status::Closing);
+    assert_eq!(
+        server.drain(),
+        [
+            send(2, unlinked("bob")),
+            ev_unlinked("bob", 2),
+            send(2, left("bob")),
+            ev_left("bob"),
+            closed_with_1001(1),
+            closed_with_1001(2),
+            Out::Closed,
+        ]
+    );
+    assert_eq!(server.status(), Status::Closed);
+}
+
+#[test]
+fn while_closing_frames_and_pongs_are_ignored_and_a_dropped_connection_unlinks_quietly() {
+    let mut server = alice_and_bob();
+    server.connect(3, "carol");
+    server.krmx.handle_input(server.now, Input::Close).unwrap();
+    server
+        .krmx
+        .handle_input(server.now, Input::ConnectionClosed { conn: id(2) })
+        .unwrap();
+    server
+        .krmx
+        .handle_input(server.now, Input::Pong { conn: id(3) })
+        .unwrap();
+    server
+        .krmx
+        .handle_input(
+            server.now,
+            Input::Frame {
+                conn: id(3),
+                frame: krmx_core::Frame::Text(r#"{"type":"krmx/leave"}"#.into()),
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        server.drain(),
+        [
+            // alice's leave, queued by the close
+            send(1, unlinked("alice")),
+            send(2, unlinked("alice")),
+            send(3, unlinked("alice")),
+            ev_unlinked("alice", 1),
+            send(1, left("alice")),
+            send(2, left("alice")),
+            send(3, left("alice")),
+            ev_left("alice"),
+            // bob's connection dropped: unlinked without a broadcast
+            ev_unlinked("bob", 2),
+            send(3, left("bob")),
+            ev_left("bob"),
+            // carol's krmx/leave was ignored: she leaves with the close
+            send(3, unlinked("carol")),
+            ev_unlinked("carol", 3),
+            send(3, left("carol")),
+            ev_left("carol"),
+            closed_with_1001(1),
+            closed_with_1001(3),
+            Out::Closed,
+        ]
+    );
+}
+
+#[test]
+fn once_nobody_is_linked_the_remaining_users_leave_together() {
+    let mut server = alice_and_bob();
+    for name in ["carol", "dave"] {
+        server.input(Input::Join {
+            username: name.into(),
+        });
+    }
+    server.krmx.handle_input(server.now, Input::Close).unwrap();
+    server
+        .krmx
+        .handle_input(server.now, Input::ConnectionClosed { conn: id(1) })
+        .unwrap();
+    server
+        .krmx
+        .handle_input(server.now, Input::ConnectionClosed { conn: id(2) })
+        .unwrap();
+    let all = server.drain();
+    assert_eq!(
+        all[6..],
+        [
+            ev_unlinked("bob", 2),
+            ev_left("bob"),
+            ev_left("carol"),
+            ev_left("dave"),
+            // no connection is left to close
+            Out::Closed,
+        ]
+    );
+}

@@ -45,11 +45,20 @@ fn defaults_are_one_mebibyte_64_queued_4096_pending_and_the_buffer_limits() {
     let config = KrmxConfig::default();
     assert_eq!(config.max_message_bytes_value(), 1 << 20);
     assert_eq!(config.max_buffered_bytes_value(), 64 << 20);
-    assert_eq!(config.soft_buffered_bytes_value(), DEFAULT_SOFT_BUFFERED_BYTES);
-    assert_eq!(config.soft_buffered_period_value(), DEFAULT_SOFT_BUFFERED_PERIOD);
+    assert_eq!(
+        config.soft_buffered_bytes_value(),
+        DEFAULT_SOFT_BUFFERED_BYTES
+    );
+    assert_eq!(
+        config.soft_buffered_period_value(),
+        DEFAULT_SOFT_BUFFERED_PERIOD
+    );
     assert_eq!(DEFAULT_SOFT_BUFFERED_BYTES, 8 << 20);
     assert_eq!(DEFAULT_SOFT_BUFFERED_PERIOD, Duration::from_secs(60));
-    assert_eq!(config.write_stall_timeout_value(), DEFAULT_WRITE_STALL_TIMEOUT);
+    assert_eq!(
+        config.write_stall_timeout_value(),
+        DEFAULT_WRITE_STALL_TIMEOUT
+    );
     assert_eq!(config.buffered_budget_value(), DEFAULT_BUFFERED_BUDGET);
 }
 

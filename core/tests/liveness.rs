@@ -316,3 +316,93 @@ fn ticking_early_or_twice_is_harmless() {
     assert_eq!(server.tick_at(15_000), [Out::Ping(1), Out::Ping(2)]);
     assert_eq!(server.tick(), []);
 }
+
+#[test]
+fn ping_waiting_in_the_transport_buffer_is_not_awaited() {
+    let mut server = alice_and_bob();
+    server.pings_sent_at_once = false;
+    assert_eq!(server.tick_at(15_000), [Out::Ping(1), Out::Ping(2)]);
+    // Bob's ping went out at once; alice's waits behind a backlog for three rounds.
+    server.input(Input::PingSent { conn: id(2) });
+    server.pong(2);
+    assert_eq!(server.tick_at(30_000), [Out::Ping(2)]);
+    server.input(Input::PingSent { conn: id(2) });
+    server.pong(2);
+    assert_eq!(server.tick_at(45_000), [Out::Ping(2)]);
+    server.input(Input::PingSent { conn: id(2) });
+    server.pong(2);
+    assert_eq!(server.tick_at(60_000), [Out::Ping(2)]);
+    assert_eq!(server.users(), users(&[("alice", true), ("bob", true)]));
+    // Alice's ping leaves the buffer: awaited from now, a whole interval.
+    server.at(61_000);
+    server.input(Input::PingSent { conn: id(1) });
+    server.input(Input::PingSent { conn: id(2) });
+    server.pong(2);
+    assert_eq!(server.tick_at(75_000), [Out::Ping(2)]);
+    server.input(Input::PingSent { conn: id(2) });
+    server.pong(2);
+    assert_eq!(
+        server.tick_at(90_000),
+        [
+            send(1, unlinked("alice")),
+            send(2, unlinked("alice")),
+            ev_unlinked("alice", 1),
+            Out::Close(1, 1001, "ping timeout"),
+            Out::Ping(2),
+        ]
+    );
+}
+
+#[test]
+fn busy_reader_that_answers_once_its_ping_arrives_survives_every_round() {
+    let mut server = alice_and_bob();
+    server.pings_sent_at_once = false;
+    for round in 1..=6u64 {
+        let at = round * 15_000;
+        let pinged = server.tick_at(at);
+        assert!(pinged.contains(&Out::Ping(1)), "round {round}: {pinged:?}");
+        // The ping leaves after 14 s of backlog and is answered 0.9 s later.
+        server.at(at + 14_000);
+        server.input(Input::PingSent { conn: id(1) });
+        server.input(Input::PingSent { conn: id(2) });
+        server.pong(2);
+        server.at(at + 14_900);
+        server.pong(1);
+    }
+    assert_eq!(server.users(), users(&[("alice", true), ("bob", true)]));
+}
+
+#[test]
+fn ping_that_went_out_unanswered_terminates_at_the_next_round_as_in_the_reference() {
+    // A frozen peer whose kernel still takes bytes: the ping leaves at once, no pong comes.
+    let mut server = alice_and_bob();
+    assert_eq!(server.tick_at(15_000), [Out::Ping(1), Out::Ping(2)]);
+    server.pong(2);
+    assert_eq!(
+        server.tick_at(30_000),
+        [
+            send(1, unlinked("alice")),
+            send(2, unlinked("alice")),
+            ev_unlinked("alice", 1),
+            Out::Close(1, 1001, "ping timeout"),
+            Out::Ping(2),
+        ]
+    );
+}
+
+#[test]
+fn ping_sent_for_an_unknown_connection_is_an_error_and_a_repeat_is_harmless() {
+    let mut server = alice_and_bob();
+    assert_eq!(
+        server.refused(Input::PingSent { conn: id(9) }),
+        "connection cn-9 is not open"
+    );
+    server.tick_at(15_000);
+    assert_eq!(server.input(Input::PingSent { conn: id(1) }), []);
+    assert_eq!(server.input(Input::PingSent { conn: id(1) }), []);
+    // Reported without a ping out: nothing awaited.
+    assert_eq!(server.pong(1), []);
+    assert_eq!(server.input(Input::PingSent { conn: id(1) }), []);
+    server.pong(2);
+    assert_eq!(server.tick_at(30_000), [Out::Ping(1), Out::Ping(2)]);
+}

@@ -594,6 +594,8 @@ struct Harness {
     reference_auth_requests: usize,
     /// The core's results for the pongs the drain loop fed since the last input.
     answers: Vec<Result<(), Error>>,
+    /// The time of the input being drained: pings are reported sent at that time.
+    fed_at: Instant,
     /// The outputs of the current step.
     outputs: Vec<Output>,
     /// Every input result and output, for the determinism check.
@@ -714,6 +716,7 @@ impl Harness {
             core_auth_requests: 0,
             reference_auth_requests: 0,
             answers: Vec::new(),
+            fed_at: start,
             outputs: Vec::new(),
             log: Vec::new(),
         };
@@ -733,6 +736,7 @@ impl Harness {
         let first = self.outputs.len();
         let result = self.krmx.handle_input(at, input.clone());
         self.log.push(format!("> {description} = {result:?}"));
+        self.fed_at = at;
         self.drain();
         let (expected_result, expected_answers) = self.expect(at, &input);
         let when = self.reference.at(self.reference.now);
@@ -759,8 +763,10 @@ impl Harness {
         }
         let answers = std::mem::take(&mut self.answers);
         assert_eq!(
-            answers, expected_answers,
-            "{description} at {when}: results of the pongs answering its pings"
+            answers,
+            expected_answers,
+            "{description} at {when}: results of the pings' reports and pongs\n{}",
+            self.log.join("\n")
         );
         let minted: Vec<AuthId> = self.outputs[first..]
             .iter()
@@ -814,9 +820,18 @@ impl Harness {
                         assert_eq!(result, Ok(()));
                     }
                 }
-                Output::Ping { to } if self.setup.answers_pings(to) => {
-                    // The input that pinged may have closed the connection after its ping
-                    // round: then the pong is for an unknown connection.
+                Output::Ping { to } => {
+                    // The transport writes the ping at once. The input that pinged may have
+                    // closed the connection after its ping round: then the report and the
+                    // pong are for an unknown connection.
+                    let sent = self
+                        .krmx
+                        .handle_input(self.fed_at, Input::PingSent { conn: to });
+                    self.log.push(format!("> sent {to} = {sent:?}"));
+                    self.answers.push(sent);
+                    if !self.setup.answers_pings(to) {
+                        return;
+                    }
                     let result = self.krmx.handle_input(self.now, Input::Pong { conn: to });
                     self.log.push(format!("> answer {to} = {result:?}"));
                     self.answers.push(result);
@@ -849,6 +864,7 @@ impl Harness {
                 }
             } else if value == "ping" {
                 let conn = to.unwrap();
+                expected_answers.push(self.reference.handle(at, &Input::PingSent { conn }));
                 if self.setup.answers_pings(conn) {
                     let answer = self.reference.handle(self.now, &Input::Pong { conn });
                     expected_answers.push(answer);

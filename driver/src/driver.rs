@@ -934,7 +934,7 @@ impl<S: Stream> Driver<S> {
     fn report_pings_sent(&mut self) {
         for conn in std::mem::take(&mut self.pings_sent) {
             if self.open_outbox(conn).is_some() {
-                let _ = conn; // TEMP until core PingSent lands
+                self.feed_fact(Input::PingSent { conn });
             }
         }
     }

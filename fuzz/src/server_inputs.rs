@@ -316,6 +316,12 @@ impl Harness {
             }
         }
         for conn in pinged {
+            // The transport writes the ping at once and reports it: awaited from now on.
+            if self.checker.is_open(conn) {
+                let result = self.handle(Input::PingSent { conn });
+                assert_eq!(result, Ok(()), "the report of a ping to {conn}");
+                self.drain(usize::MAX);
+            }
             let answers = match self.setup.pongs {
                 1 => true,
                 2 => conn.get() % 2 == 1,

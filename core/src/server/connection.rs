@@ -15,11 +15,24 @@ pub(super) enum LinkState {
     Linked(Username),
 }
 
+/// Where a connection stands in the liveness pings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PingState {
+    /// Nothing awaited: the next round pings it.
+    Idle,
+    /// Pinged, but the ping still waits in the transport's buffer behind what was queued
+    /// before it: not awaited yet (a backlog that does not drain is the slow-consumer rule's
+    /// job).
+    Queued,
+    /// The ping left the transport's buffer for the socket at this time and is awaited.
+    Sent(Instant),
+}
+
 #[derive(Debug)]
 pub(super) struct Connection {
     pub(super) link: LinkState,
-    /// Pinged and not answered yet.
-    pub(super) awaiting_pong: bool,
+    /// The liveness ping, if one is out.
+    pub(super) ping: PingState,
     /// Frames that arrived while a link was pending, handled in order after the decision.
     pub(super) queued: VecDeque<Frame>,
     /// When this unlinked connection is closed by the unlinked timeout, if that option is on.
@@ -32,7 +45,7 @@ impl Connection {
     pub(super) fn new() -> Self {
         Self {
             link: LinkState::Unlinked,
-            awaiting_pong: false,
+            ping: PingState::Idle,
             queued: VecDeque::new(),
             unlinked_deadline: None,
             overdue: false,

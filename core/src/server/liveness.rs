@@ -2,16 +2,20 @@
 //! rounds.
 
 use super::Krmx;
-use super::connection::LinkState;
+use super::connection::{LinkState, PingState};
 use super::queued::Queued;
 use crate::config::UNLINKED_TIMEOUT_REASON;
 use crate::timers::Timer;
-use crate::{CloseCode, ConnectionId};
+use crate::{CloseCode, ConnectionId, Status};
 use std::time::Instant;
 
 impl Krmx {
     /// Fires every timer due at `now`, earliest first, then the ping round if due.
     pub(super) fn fire_due_timers(&mut self, now: Instant) {
+        if !matches!(self.status, Status::Starting | Status::Listening) {
+            // Timers armed while the users leave at close never fire.
+            return;
+        }
         while let Some(timer) = self.timers.pop_due(now) {
             match timer {
                 Timer::Auth(id) => self.auth_timed_out(now, id),
@@ -30,7 +34,7 @@ impl Krmx {
         }
         if let (Some(round), Some(every)) = (self.timers.ping_round, self.config.ping_interval) {
             if round <= now {
-                self.ping_round(now);
+                self.ping_round(now, every);
                 let next = round + every;
                 self.timers.ping_round = Some(if next > now { next } else { now + every });
             }
@@ -94,21 +98,44 @@ impl Krmx {
         overdue
     }
 
-    /// Every connection that answered the last ping is pinged again; one that did not is
-    /// terminated, which unlinks its user.
-    fn ping_round(&mut self, now: Instant) {
+    /// Every connection that answered the last ping is pinged again; one whose ping went out
+    /// a whole interval ago unanswered is terminated, which unlinks its user. A ping still
+    /// waiting in the transport's buffer is not awaited yet, and one that went out less than an
+    /// interval ago is given until the next round.
+    fn ping_round(&mut self, now: Instant, every: std::time::Duration) {
         let conns: Vec<ConnectionId> = self.connections.keys().copied().collect();
         for conn in conns {
             let Some(connection) = self.connections.get_mut(&conn) else {
                 continue;
             };
-            if connection.awaiting_pong {
-                tracing::debug!(%conn, "no pong since the last ping, terminating");
-                self.close_connection(now, conn, CloseCode::GOING_AWAY, "ping timeout");
-            } else {
-                connection.awaiting_pong = true;
-                self.outputs.push_back(Queued::Ping { to: conn });
+            match connection.ping {
+                PingState::Idle => {
+                    connection.ping = PingState::Queued;
+                    self.outputs.push_back(Queued::Ping { to: conn });
+                }
+                PingState::Queued => {}
+                PingState::Sent(at) if at + every <= now => {
+                    tracing::debug!(%conn, "no pong a round after the ping went out, terminating");
+                    self.close_connection(now, conn, CloseCode::GOING_AWAY, "ping timeout");
+                }
+                PingState::Sent(_) => {}
             }
+        }
+    }
+
+    /// The transport reports that the ping of `conn` left its buffer: awaited from `now` on.
+    pub(super) fn ping_sent(&mut self, now: Instant, conn: ConnectionId) {
+        if let Some(connection) = self.connections.get_mut(&conn) {
+            if connection.ping == PingState::Queued {
+                connection.ping = PingState::Sent(now);
+            }
+        }
+    }
+
+    /// A pong arrived: nothing is awaited from `conn` any more.
+    pub(super) fn pong(&mut self, conn: ConnectionId) {
+        if let Some(connection) = self.connections.get_mut(&conn) {
+            connection.ping = PingState::Idle;
         }
     }
 }

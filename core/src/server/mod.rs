@@ -29,6 +29,17 @@ enum Gone {
     Closing,
 }
 
+/// Who learns of an unlink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Audience {
+    /// Every linked connection, the user's own included.
+    Everyone,
+    /// Every linked connection but the user's own, whose peer is gone.
+    Others,
+    /// Nobody: the server is closing and the user's leave follows.
+    Nobody,
+}
+
 /// A user as the server tracks it.
 #[derive(Debug)]
 struct User {
@@ -151,18 +162,27 @@ impl Krmx {
         match input {
             Input::Start => self.start(),
             Input::Listen { port } => self.listen(now, port),
-            Input::Close => self.close(now),
+            Input::Close => self.close(),
+            Input::Frame { conn, .. } | Input::PingSent { conn } | Input::Pong { conn }
+                if self.status == Status::Closing =>
+            {
+                // Closing: the users are leaving, nothing a peer says counts any more.
+                self.known(conn)
+            }
             Input::ConnectionOpened { conn, target } => self.open_connection(now, conn, &target),
             Input::Frame { conn, frame } => {
                 self.known(conn)?;
                 self.receive_frame(now, conn, frame);
                 Ok(())
             }
+            Input::PingSent { conn } => {
+                self.known(conn)?;
+                self.ping_sent(now, conn);
+                Ok(())
+            }
             Input::Pong { conn } => {
                 self.known(conn)?;
-                if let Some(connection) = self.connections.get_mut(&conn) {
-                    connection.awaiting_pong = false;
-                }
+                self.pong(conn);
                 Ok(())
             }
             Input::Violation { conn, violation } => {
@@ -215,6 +235,9 @@ impl Krmx {
     /// ```
     #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
+        if self.outputs.is_empty() && self.status == Status::Closing {
+            self.close_step();
+        }
         self.outputs.pop_front().map(Queued::into_output)
     }
 
@@ -224,6 +247,9 @@ impl Krmx {
     /// Ask again after every input: any input may move it. Ticking earlier is harmless.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if matches!(self.status, Status::Closing | Status::Closed) {
+            return None;
+        }
         self.timers.next()
     }
 
@@ -314,6 +340,9 @@ impl Krmx {
 
     /// Sends `text` to every linked connection (in join order) but `skip`'s.
     fn broadcast_text(&mut self, text: &Text, skip: Option<&str>) {
+        if self.linked_connections == 0 {
+            return;
+        }
         let to: Vec<ConnectionId> = self
             .users
             .iter()
@@ -354,13 +383,37 @@ impl Krmx {
         Ok(())
     }
 
-    fn close(&mut self, now: Instant) -> Result<(), Error> {
+    /// Begins the close: no more timers, decisions or frames count. The users leave one at a
+    /// time as the outputs are drained ([`close_step`](Self::close_step)).
+    fn close(&mut self) -> Result<(), Error> {
         self.check_status("close", &[Status::Starting, Status::Listening])?;
         self.status = Status::Closing;
-        tracing::info!("server is closing");
-        let usernames: Vec<Username> = self.users.keys().cloned().collect();
-        for username in usernames {
-            self.leave(now, &username);
+        tracing::info!(users = self.users.len(), "server is closing");
+        self.pending.clear();
+        self.timers.clear();
+        self.close_step();
+        Ok(())
+    }
+
+    /// One step of a close, taken when the queue ran dry: the first user in join order leaves
+    /// (its unlink and leave go to every linked connection). Once no connection is linked, the
+    /// users left leave together, as nobody is sent anything; then every connection still open
+    /// is closed, and the server is closed. A close therefore never holds more than one
+    /// user's leave in the queue, and takes time linear in the users once the connections are
+    /// gone.
+    fn close_step(&mut self) {
+        let Some(now) = self.now else {
+            return;
+        };
+        if self.linked_connections > 0 {
+            if let Some(username) = self.users.keys().next().cloned() {
+                self.leave(now, &username);
+                return;
+            }
+        }
+        for username in std::mem::take(&mut self.users).into_keys() {
+            tracing::info!(%username, "left");
+            self.emit(Event::Left { username });
         }
         for conn in std::mem::take(&mut self.connections).into_keys() {
             self.outputs.push_back(Queued::Close {
@@ -369,12 +422,11 @@ impl Krmx {
                 reason: "server closing",
             });
         }
-        self.pending.clear();
+        self.linked_connections = 0;
         self.timers.clear();
         self.status = Status::Closed;
         tracing::info!("server closed");
         self.emit(Event::Closed);
-        Ok(())
     }
 
     fn open_connection(
@@ -449,14 +501,23 @@ impl Krmx {
     }
 
     /// The connection is gone: its user is unlinked, a pending decision for it is forgotten.
-    /// A connection whose peer is gone is not sent its own `krmx/unlinked`.
+    /// A connection whose peer is gone is not sent its own `krmx/unlinked`. While the server
+    /// closes, the unlink is quiet (the user's `krmx/left` follows anyway): connections that
+    /// drop together during a close cost time linear in their number, not quadratic.
     fn forget_connection(&mut self, now: Instant, conn: ConnectionId, gone: Gone) {
         let Some(connection) = self.connections.get(&conn) else {
             return;
         };
         match connection.link.clone() {
             LinkState::Linked(username) => {
-                self.unlink_as(now, &username, gone == Gone::Peer);
+                let audience = if self.status == Status::Closing {
+                    Audience::Nobody
+                } else if gone == Gone::Peer {
+                    Audience::Others
+                } else {
+                    Audience::Everyone
+                };
+                self.unlink_to(now, &username, audience);
             }
             LinkState::Pending(id) => self.drop_pending(id),
             LinkState::Unlinked => {}

@@ -3,7 +3,7 @@
 
 use super::connection::LinkState;
 use super::queued::Queued;
-use super::{Krmx, User};
+use super::{Audience, Krmx, User};
 use crate::timers::Timer;
 use crate::{ConnectionId, Event, Username, wire};
 use std::time::Instant;
@@ -73,17 +73,21 @@ impl Krmx {
     /// Unlinks a linked user: `krmx/unlinked` to every linked connection (its own included), then
     /// the link is cleared and `unlink` emitted. Does nothing for an unlinked user.
     pub(super) fn unlink(&mut self, now: Instant, username: &Username) {
-        self.unlink_as(now, username, false);
+        self.unlink_to(now, username, Audience::Everyone);
     }
 
-    /// Unlinks, leaving out the user's own connection when its peer is gone.
-    pub(super) fn unlink_as(&mut self, now: Instant, username: &Username, peer_gone: bool) {
+    /// Unlinks, telling `audience`.
+    pub(super) fn unlink_to(&mut self, now: Instant, username: &Username, audience: Audience) {
         let Some(conn) = self.users.get(username).and_then(|user| user.conn) else {
             return;
         };
         tracing::info!(%username, %conn, "unlinked");
-        let skip = peer_gone.then_some(username.as_str());
-        self.broadcast_text(&wire::presence("unlinked", username.as_str()), skip);
+        let text = wire::presence("unlinked", username.as_str());
+        match audience {
+            Audience::Everyone => self.broadcast_text(&text, None),
+            Audience::Others => self.broadcast_text(&text, Some(username.as_str())),
+            Audience::Nobody => {}
+        }
         let inactive_since = self.config.inactivity_timeout.map(|timeout| now + timeout);
         if let Some(user) = self.users.get_mut(username) {
             user.conn = None;

@@ -70,6 +70,8 @@ pub(crate) struct Connection {
     pub(crate) queued: VecDeque<Frame>,
     /// Pinged, and no pong since.
     pub(crate) awaiting_pong: bool,
+    /// When that ping left the transport's buffer (`Input::PingSent`), if it did.
+    pub(crate) ping_sent_at: Option<Instant>,
     /// When the unlinked timeout closes it; `None` while linked, when the option is off, or
     /// once it ran out during a pending link.
     pub(crate) unlinked_deadline: Option<Instant>,
@@ -446,6 +448,17 @@ impl Reference {
                         self.tally.late_pongs_in_time += 1;
                     }
                     connection.awaiting_pong = false;
+                    connection.ping_sent_at = None;
+                }
+                Ok(())
+            }
+            Input::PingSent { conn } => {
+                self.known(*conn)?;
+                let now = self.now;
+                if let Some(connection) = self.connections.get_mut(conn) {
+                    if connection.awaiting_pong && connection.ping_sent_at.is_none() {
+                        connection.ping_sent_at = Some(now);
+                    }
                 }
                 Ok(())
             }
@@ -558,6 +571,7 @@ impl Reference {
                 link: Link::Unlinked,
                 queued: VecDeque::new(),
                 awaiting_pong: false,
+                ping_sent_at: None,
                 unlinked_deadline,
                 unlinked_since: self.now,
                 overdue: false,
@@ -963,13 +977,21 @@ impl Reference {
             return;
         }
         // Spec: every interval, each connection that answered the last ping is pinged again;
-        // one that did not is terminated, which unlinks its user.
+        // one whose ping left the server's buffer a whole interval ago unanswered is
+        // terminated, which unlinks its user; a ping not out yet, or out for less, waits.
         let conns: Vec<ConnectionId> = self.connections.keys().copied().collect();
+        let now = self.now;
         for conn in conns {
             let Some(connection) = self.connections.get_mut(&conn) else {
                 continue;
             };
             if connection.awaiting_pong {
+                if connection
+                    .ping_sent_at
+                    .is_none_or(|sent| sent + every > now)
+                {
+                    continue;
+                }
                 self.tally.ping_timeout_closes += 1;
                 if matches!(connection.link, Link::Linked(_)) {
                     self.tally.ping_timeout_unlinks += 1;

@@ -107,6 +107,9 @@ pub struct Server {
     pub start: Instant,
     pub now: Instant,
     closed_by_core: BTreeSet<u64>,
+    /// Whether a drained ping is reported sent at once ([`Input::PingSent`]), as by a
+    /// transport that writes it straight away; off, a test reports it itself.
+    pub pings_sent_at_once: bool,
 }
 
 impl Server {
@@ -118,6 +121,7 @@ impl Server {
             start,
             now: start,
             closed_by_core: BTreeSet::new(),
+            pings_sent_at_once: true,
         }
     }
 
@@ -213,6 +217,14 @@ impl Server {
                         to,
                         text: text.clone(),
                     }));
+                }
+                Output::Ping { to } => {
+                    outputs.push(Output::Ping { to });
+                    if self.pings_sent_at_once {
+                        self.krmx
+                            .handle_input(self.now, Input::PingSent { conn: to })
+                            .expect("a ping goes to an open connection");
+                    }
                 }
                 output => outputs.push(output),
             }

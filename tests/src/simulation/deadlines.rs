@@ -19,7 +19,9 @@
 //!   fails the path or query rule `1008 invalid path` / `1008 invalid query parameters`.
 //! - **Pings**: rounds every interval from the listen (a round that comes late is followed by
 //!   the next one an interval after it); each round terminates (`1001 ping timeout`) every
-//!   connection pinged by an earlier round that has not ponged since, and pings every other.
+//!   connection whose ping left the transport's buffer (`Input::PingSent`) a whole interval
+//!   ago or more and that has not ponged since, leaves one whose ping is not out or out for
+//!   less, and pings every other.
 //! - **Auth timeout**, per attempt: rejected `authentication timeout` once the timeout has
 //!   passed without a decision; a decision made in time is final (no timeout later), one made
 //!   too late is ignored.
@@ -134,6 +136,8 @@ struct Conn {
     unlinked_deadline: Option<Instant>,
     /// Pinged by a round and not answered since.
     awaiting_pong: bool,
+    /// When that ping left the transport's buffer (`Input::PingSent`), if it did.
+    ping_sent_at: Option<Instant>,
     /// Frames the core keeps for it (during a pending link); `None` when not known exactly
     /// (a replay of kept frames made it pending again after an unknown number of them).
     queued: Option<usize>,
@@ -320,6 +324,14 @@ impl Deadlines {
             Input::Pong { conn } => {
                 if let Some(c) = self.conns.get_mut(conn) {
                     c.awaiting_pong = false;
+                    c.ping_sent_at = None;
+                }
+            }
+            Input::PingSent { conn } => {
+                if let Some(c) = self.conns.get_mut(conn) {
+                    if c.awaiting_pong && c.ping_sent_at.is_none() {
+                        c.ping_sent_at = Some(now);
+                    }
                 }
             }
             Input::Violation { conn, violation } if self.conns.contains_key(conn) => {
@@ -387,6 +399,7 @@ impl Deadlines {
                         pending: None,
                         unlinked_deadline: self.unlinked_timeout.map(|t| now + t),
                         awaiting_pong: false,
+                        ping_sent_at: None,
                         queued: Some(0),
                         replay: None,
                         accepted_overdue: false,
@@ -442,7 +455,10 @@ impl Deadlines {
         let current = self.window.round.get_or_insert_with(Round::default);
         for (conn, c) in &mut self.conns {
             if c.awaiting_pong {
-                current.doomed.insert(*conn);
+                // Awaited from when it left the transport's buffer, for a whole interval.
+                if c.ping_sent_at.is_some_and(|sent| sent + every <= now) {
+                    current.doomed.insert(*conn);
+                }
             } else {
                 c.awaiting_pong = true;
                 current.pinged.insert(*conn);

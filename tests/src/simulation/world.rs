@@ -682,7 +682,16 @@ impl World {
                         self.transmit(to, Down::Text(text.clone()));
                     }
                 }
-                Output::Ping { to } => self.transmit(to, Down::Ping),
+                Output::Ping { to } => {
+                    // The transport writes the ping at once: awaited from now on (a ping
+                    // queued before its connection dropped mid-drain is not reported).
+                    self.transmit(to, Down::Ping);
+                    if self.server.connections().any(|open| open == to) {
+                        if let Err(error) = self.handle(Input::PingSent { conn: to }) {
+                            self.fail(format!("the server refused a ping's report: {error}"));
+                        }
+                    }
+                }
                 Output::Close { to, reason, .. } => {
                     self.log(format!("server closes {to}: {reason}"));
                     self.stats.server_closes += 1;
