@@ -890,7 +890,7 @@ impl<S: Stream> Driver<S> {
         conn.condemned = true;
         conn.check_at = None;
         let dropped = conn.outbox.drop_unstarted();
-        tracing::debug!(%id, ?broken, dropped, "slow consumer");
+        tracing::info!(%id, ?broken, dropped, "slow consumer");
         self.settle(key.slot());
         self.slow.push(id);
     }

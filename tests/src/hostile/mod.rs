@@ -21,6 +21,7 @@
 //! which a concurrent test would disturb, and a flood of thousands of connections is no
 //! neighbour for timing-sensitive tests on a small machine.
 
+pub mod backlogs;
 pub mod floods;
 pub mod frames;
 pub mod garbage;
@@ -58,6 +59,10 @@ macro_rules! hostile_tests {
             resets::reset_during_a_pending_authentication_forgets_it,
             resets::reset_mid_broadcast_unlinks_only_that_user,
             readers::client_that_stops_reading_is_closed_while_readers_get_everything,
+            backlogs::steady_reader_slower_than_a_burst_is_not_closed,
+            backlogs::client_that_stops_reading_is_closed_by_the_write_stall,
+            backlogs::thousand_non_readers_in_a_broadcast_storm_stay_within_the_budget,
+            backlogs::busy_reader_survives_several_ping_rounds,
         );
     };
     (@each $transport:expr; $($module:ident :: $name:ident),* $(,)?) => {
