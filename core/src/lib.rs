@@ -14,7 +14,8 @@
 //!    [`Krmx::handle_input`]`(now, input)`.
 //! 2. Drain [`Krmx::poll_output`] until `None`: send texts, pings and closes to connections,
 //!    and hand events to the application (which may feed more inputs, such as an
-//!    [`Input::AuthDecided`] or an [`Input::Send`], at once).
+//!    [`Input::AuthDecided`] or an [`Input::Send`], at once). Report [`Input::PingSent`] once a
+//!    ping left your own buffer for the socket: a ping is awaited from then on.
 //! 3. Wait for the next socket event or until [`Krmx::poll_timeout`], whichever comes first.
 //!
 //! ```
