@@ -193,9 +193,14 @@ impl Running {
                 .args(["-TERM", &child.id().to_string()])
                 .stderr(Stdio::null())
                 .status();
-            let deadline = Instant::now() + grace;
+            let sent = Instant::now();
+            let deadline = sent + grace;
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
+                    eprintln!(
+                        "krmx-load: the server exited {:?} after SIGTERM",
+                        sent.elapsed()
+                    );
                     return;
                 }
                 wait();
