@@ -165,10 +165,11 @@ async function nonreaders() {
   const linkedRss = rssKib(server.pid);
   const fill = 'x'.repeat(BYTES);
   const started = Date.now();
-  // A window of 16 relayed messages in flight, so the pair reads as it sends.
+  // A window of 16 relayed messages in flight to both of the pair, so the pair reads as it
+  // sends (a reader left more than the hard limit behind would be closed, by design).
   let sent = 0;
   while (sent < BROADCASTS) {
-    while (sent < BROADCASTS && sent - sender.received.length < 16) {
+    while (sent < BROADCASTS && sent - Math.min(sender.received.length, reader.received.length) < 16) {
       sender.ws.send(JSON.stringify({ type: 'bulk', payload: { seq: sent, fill } }));
       sent++;
     }

@@ -64,6 +64,18 @@ pub(crate) struct Backlog {
 }
 
 impl Backlog {
+    /// Since when bytes wait with none taken by the socket; `None` while nothing waits.
+    pub(crate) fn stalled_since(&self) -> Option<Instant> {
+        self.stalled_since
+    }
+
+    /// Whether the socket took bytes of this backlog within `window` before `now` (or nothing
+    /// waits): a connection draining its backlog, however slowly.
+    pub(crate) fn draining(&self, now: Instant, window: Duration) -> bool {
+        self.stalled_since
+            .is_none_or(|since| now.saturating_duration_since(since) < window)
+    }
+
     /// After a write at `now`: `buffered` bytes are left, and `progressed` tells whether the
     /// socket took any.
     pub(crate) fn written(

@@ -55,6 +55,8 @@ pub(crate) struct Conn<S: Stream> {
     /// Found a slow consumer: its unstarted frames were dropped and nothing more is queued
     /// until the core closes it.
     pub(crate) condemned: bool,
+    /// When its last ping, which went out, is judged unless a pong was read since.
+    pub(crate) ping_due: Option<Instant>,
 }
 
 impl<S: Stream> Conn<S> {
@@ -71,6 +73,7 @@ impl<S: Stream> Conn<S> {
             backlog: Backlog::default(),
             check_at: None,
             condemned: false,
+            ping_due: None,
         }
     }
 

@@ -28,6 +28,20 @@ use tungstenite::protocol::WebSocketConfig;
 /// bounded however many users leave.
 const CLOSE_PACE_BYTES: usize = 4 << 20;
 
+/// While the server closes, at most this many frames of the users' leaves are produced per
+/// turn of the pump (the rest waits for the next turn): sockets that take everything at once
+/// must not keep one turn busy with the whole close, which is quadratic in the users, while
+/// the shutdown grace, reads and commands wait.
+const CLOSE_TURN_FRAMES: usize = 1 << 16;
+
+/// Past the budget, a connection whose socket took bytes within this window is draining its
+/// backlog: it is closed only after the connections that are not (see `enforce_budget`).
+const DRAIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A connection holding bytes when the budget is passed, in the order it is closed in
+/// (greatest first): already closing, taking nothing, bytes held, stalled the longest, slot.
+type Holder = (bool, bool, usize, Reverse<Option<Instant>>, usize);
+
 /// Low bits of a connection key that hold its slot, which bounds the connections open at once
 /// to 2^24 (far beyond any process's file descriptors).
 const SLOT_BITS: u32 = 24;
@@ -143,10 +157,17 @@ pub struct Driver<S: Stream> {
     backlog_checks: BinaryHeap<Reverse<(Instant, ConnKey)>>,
     /// Connections whose ping left their outbox, reported to the core after the writes.
     pings_sent: Vec<ConnectionId>,
+    /// When the pings that went out are judged (a ping interval after they left), in that
+    /// order; an entry whose connection was answered or closed since is stale.
+    ping_checks: VecDeque<(Instant, ConnKey)>,
+    /// Reading what the peers of unanswered pings sent, before a timer fires.
+    reading_before_timers: bool,
     /// When a closing server drops the connections still open.
     grace_deadline: Option<Instant>,
     /// The grace passed: the close is settled without pacing.
     settling: bool,
+    /// Frames of the close still allowed in this turn (see [`CLOSE_TURN_FRAMES`]).
+    close_turn_frames: usize,
     events: VecDeque<Event>,
     io: VecDeque<Io>,
     accepting: bool,
@@ -190,8 +211,11 @@ impl<S: Stream> Driver<S> {
             buffered_total: 0,
             backlog_checks: BinaryHeap::new(),
             pings_sent: Vec::new(),
+            ping_checks: VecDeque::new(),
+            reading_before_timers: false,
             grace_deadline: None,
             settling: false,
+            close_turn_frames: CLOSE_TURN_FRAMES,
             events: VecDeque::new(),
             io: VecDeque::new(),
             accepting: true,
@@ -219,7 +243,7 @@ impl<S: Stream> Driver<S> {
     /// Starts a turn at `now` without a fact: commands through [`Commands`](crate::Commands)
     /// then run at that time.
     pub fn begin_turn(&mut self, now: Instant) {
-        self.now = now;
+        self.advance_to(now);
     }
 
     /// Sets how [`Handle`]s wake the pump. Handles exist once it is set.
@@ -272,7 +296,7 @@ impl<S: Stream> Driver<S> {
     /// # Errors
     /// The core's error, for example `cannot kick a user that does not exist`.
     pub fn input(&mut self, now: Instant, input: Input) -> Result<(), Error> {
-        self.now = now;
+        self.advance_to(now);
         self.feed(input)
     }
 
@@ -340,7 +364,8 @@ impl<S: Stream> Driver<S> {
     /// timeouts), handshake timeouts, close lingers, backlog checks (slow consumers) and the
     /// shutdown grace. Harmless when nothing is due.
     pub fn tick(&mut self, now: Instant) {
-        self.now = now;
+        self.advance_to(now);
+        self.close_turn_frames = CLOSE_TURN_FRAMES;
         if self.grace_deadline.is_some_and(|at| at <= now) {
             self.settle_close();
         }
@@ -393,7 +418,7 @@ impl<S: Stream> Driver<S> {
         stream: S,
         already_read: Vec<u8>,
     ) -> Result<ConnKey, Refusal> {
-        self.now = now;
+        self.advance_to(now);
         if !self.accepting {
             return Err(Refusal::NotAccepting);
         }
@@ -456,7 +481,7 @@ impl<S: Stream> Driver<S> {
     /// The connection is readable (or its peer hung up, or it broke): reads everything there
     /// is, feeding each message to the core. Stale keys are ignored.
     pub fn readable(&mut self, now: Instant, key: ConnKey) {
-        self.now = now;
+        self.advance_to(now);
         let Some(conn) = self.conn_mut(key) else {
             return;
         };
@@ -505,7 +530,7 @@ impl<S: Stream> Driver<S> {
 
     /// The connection is writable again: writes what it takes. Stale keys are ignored.
     pub fn writable(&mut self, now: Instant, key: ConnKey) {
-        self.now = now;
+        self.advance_to(now);
         if let Some(conn) = self.conn_mut(key) {
             conn.awaiting_writable = false;
             self.write_slot(key.slot());
@@ -514,7 +539,7 @@ impl<S: Stream> Driver<S> {
 
     /// Carries out every command sent through [`Handle`]s so far.
     pub fn run_commands(&mut self, now: Instant) {
-        self.now = now;
+        self.advance_to(now);
         while let Ok(command) = self.commands.try_recv() {
             self.command(command);
         }
@@ -686,7 +711,14 @@ impl<S: Stream> Driver<S> {
                 }
             }
             match step {
-                Step::Input(input) => self.feed_fact(input),
+                Step::Input(input) => {
+                    if matches!(input, Input::Pong { .. }) {
+                        if let Some(conn) = self.conn_mut(key) {
+                            conn.ping_due = None;
+                        }
+                    }
+                    self.feed_fact(input);
+                }
                 Step::Nothing => {}
                 Step::WouldBlock => {
                     self.wait_readable(key);
@@ -895,17 +927,26 @@ impl<S: Stream> Driver<S> {
         self.slow.push(id);
     }
 
-    /// The total passed the budget: the connections holding the most are closed as slow
-    /// consumers (or, already closing, dropped), largest first, until it is back under.
+    /// The total passed the budget: connections already closing that still hold bytes (the
+    /// rest of a frame, their close frame) are dropped first, as nothing they hold is owed any
+    /// more; then the open connections whose sockets took nothing for [`DRAIN_WINDOW`] are
+    /// closed as slow consumers, those holding the most first; connections still draining
+    /// their backlog come last, again the largest first (between equals, the one whose socket
+    /// took nothing for longer first). It stops once the total is back
+    /// under. A steady reader a little behind is thus not closed while non-readers hold bytes.
     fn enforce_budget(&mut self) {
-        let mut holders: Vec<(usize, usize)> = self
+        let now = self.now;
+        let mut holders: Vec<Holder> = self
             .slots
             .iter()
             .enumerate()
             .filter_map(|(slot, conn)| {
                 let conn = conn.as_ref()?;
                 let held = conn.outbox.buffered();
-                (held > 0 && !conn.condemned).then_some((held, slot))
+                let closing = conn.open_id().is_none();
+                let stuck = !conn.backlog.draining(now, DRAIN_WINDOW);
+                let since = Reverse(conn.backlog.stalled_since());
+                (held > 0 && !conn.condemned).then_some((closing, stuck, held, since, slot))
             })
             .collect();
         holders.sort_unstable_by(|a, b| b.cmp(a));
@@ -914,7 +955,7 @@ impl<S: Stream> Driver<S> {
             budget = self.budget,
             "buffered budget passed"
         );
-        for (_, slot) in holders {
+        for (_, _, _, _, slot) in holders {
             if self.buffered_total <= self.budget {
                 break;
             }
@@ -932,11 +973,75 @@ impl<S: Stream> Driver<S> {
 
     /// Reports to the core the pings that left their outboxes: a ping is awaited from then on.
     fn report_pings_sent(&mut self) {
+        let every = self.config.ping_interval_value();
+        let now = self.now;
         for conn in std::mem::take(&mut self.pings_sent) {
-            if self.open_outbox(conn).is_some() {
-                self.feed_fact(Input::PingSent { conn });
+            let key = ConnKey::of(conn);
+            let Some(entry) = self.conn_mut(key) else {
+                continue;
+            };
+            if entry.open_id() != Some(conn) {
+                continue;
+            }
+            if let Some(every) = every {
+                let due = now + every;
+                entry.ping_due = Some(due);
+                self.ping_checks.push_back((due, key));
+            }
+            self.feed_fact(Input::PingSent { conn });
+        }
+    }
+
+    /// The pump's time is `now`: what the peers of overdue pings sent is read first (see
+    /// [`read_before_timers`](Self::read_before_timers)). Every entry point starts here.
+    fn advance_to(&mut self, now: Instant) {
+        self.now = now;
+        self.read_before_timers();
+    }
+
+    /// Before the core fires a timer (its ping round among them: the core fires what is due
+    /// with any input), reads what the peers of the pings due by now sent: a pong waiting in
+    /// the socket because the server was busy (a link storm, say) is the server's delay, not
+    /// the peer's. What was waiting is fed as read just before the first due timer, so no
+    /// timer fires in between; connections still unanswered stay listed until the core judges
+    /// them.
+    fn read_before_timers(&mut self) {
+        let now = self.now;
+        if self.reading_before_timers || self.ping_checks.front().is_none_or(|&(due, _)| due > now)
+        {
+            return;
+        }
+        let Some(before) = self
+            .krmx
+            .poll_timeout()
+            .filter(|&at| at <= now)
+            .and_then(|at| at.checked_sub(std::time::Duration::from_nanos(1)))
+        else {
+            return;
+        };
+        self.reading_before_timers = true;
+        let mut unanswered = Vec::new();
+        while let Some(&(due, key)) = self.ping_checks.front() {
+            if due > now {
+                break;
+            }
+            self.ping_checks.pop_front();
+            if self.conn(key).is_none_or(|conn| conn.ping_due != Some(due)) {
+                continue;
+            }
+            self.readable(before, key);
+            if self
+                .conn(key)
+                .is_some_and(|conn| conn.ping_due == Some(due))
+            {
+                unanswered.push((due, key));
             }
         }
+        for entry in unanswered.into_iter().rev() {
+            self.ping_checks.push_front(entry);
+        }
+        self.now = now;
+        self.reading_before_timers = false;
     }
 
     // ----- closing the server -----
@@ -1013,6 +1118,13 @@ impl<S: Stream> Driver<S> {
                 let Some(output) = self.krmx.poll_output() else {
                     break;
                 };
+                if self.krmx.status() == Status::Closing {
+                    let frames = match &output {
+                        Output::Broadcast { to, .. } => to.len(),
+                        _ => 1,
+                    };
+                    self.close_turn_frames = self.close_turn_frames.saturating_sub(frames);
+                }
                 self.carry_out_one(output);
             }
             if self.slow.is_empty() {
@@ -1038,11 +1150,12 @@ impl<S: Stream> Driver<S> {
     }
 
     /// While the server closes, whether the connections hold too much for the next leaves to
-    /// be produced now (see [`CLOSE_PACE_BYTES`]).
+    /// be produced now (see [`CLOSE_PACE_BYTES`]), or this turn produced its share of them
+    /// (see [`CLOSE_TURN_FRAMES`]).
     fn close_paused(&self) -> bool {
         self.krmx.status() == Status::Closing
             && !self.settling
-            && self.buffered_total > CLOSE_PACE_BYTES
+            && (self.buffered_total > CLOSE_PACE_BYTES || self.close_turn_frames == 0)
     }
 
     fn carry_out_one(&mut self, output: Output) {

@@ -67,6 +67,7 @@ fn the_leaves_go_out_as_the_connections_take_them() {
             fake.0.borrow_mut().room = None;
             world.driver.writable(world.now, *key);
         }
+        world.driver.tick(world.now);
         events.extend(world.events());
         assert!(world.driver.buffered_bytes() <= PACE + leave);
     }
@@ -125,4 +126,45 @@ fn the_shutdown_grace_drops_the_connections_that_do_not_read() {
     assert_eq!(released, users);
     assert!(world.driver.is_finished());
     assert_eq!(world.driver.buffered_bytes(), 0);
+}
+
+#[test]
+fn a_close_into_sockets_that_take_everything_leaves_each_turn_to_the_pump() {
+    let config = KrmxConfig::default().ping_interval(Duration::ZERO);
+    let transport = TransportConfig::default().shutdown_grace(Duration::from_secs(3));
+    let mut world = World::with(config, transport, Readiness::Edge);
+    let users = 400;
+    let clients = linked(&mut world, users);
+    world.driver.input(world.now, Input::Close).unwrap();
+    let mut events = world.events();
+    let first = count_left(&events);
+    assert!(
+        first > 0 && first < users,
+        "one turn produced {first} of {users} leaves"
+    );
+    assert!(
+        world.driver.has_pending(),
+        "the pump must come back at once"
+    );
+    // The next turn goes on with the leaves, and the grace still ends the close on time.
+    world.driver.tick(world.now);
+    events.extend(world.events());
+    let second = count_left(&events);
+    assert!(second > first, "{second} after the second turn");
+    if second < users {
+        world.now += Duration::from_secs(3);
+        world.driver.tick(world.now);
+        events.extend(world.events());
+    }
+    assert_eq!(count_left(&events), users);
+    assert_eq!(events.last(), Some(&Event::Closed));
+    assert!(world.driver.is_finished());
+    // Every client that was still open heard every leave up to the grace, in join order.
+    let texts = clients[users - 1].1.texts();
+    let left: Vec<&String> = texts
+        .iter()
+        .filter(|text| text.contains("krmx/left"))
+        .collect();
+    assert!(left.len() >= first);
+    assert!(left[0].contains("user0000"));
 }

@@ -226,3 +226,105 @@ fn past_the_budget_the_largest_holders_are_closed_until_the_total_is_under_it() 
     assert_eq!(seqs(&reader.texts()), (0..40).collect::<Vec<_>>());
     drop(sleepers);
 }
+
+#[test]
+fn past_the_budget_closing_connections_are_dropped_before_a_reader_is_closed() {
+    let config = limits()
+        .max_buffered_bytes(1 << 30)
+        .soft_buffered_bytes(1 << 30, Duration::from_secs(60))
+        .write_stall_timeout(Duration::from_secs(60))
+        .buffered_budget(50_000);
+    let mut world = world_with(config, Readiness::Edge);
+    let (reader_key, reader) = world.link("reader");
+    // Nine peers take the first 100 bytes of a 4 kB message and nothing more, then close:
+    // closing, each still holds the rest of that message and its close reply (35 kB in all).
+    let stuck: Vec<(ConnKey, Fake)> = (0..9)
+        .map(|i| {
+            let (key, fake) = world.link(&format!("stuck{i}"));
+            fake.0.borrow_mut().room = Some(100);
+            (key, fake)
+        })
+        .collect();
+    let big = Message::parse(&format!(
+        r#"{{"type":"big","payload":"{}"}}"#,
+        "x".repeat(3_970)
+    ))
+    .unwrap();
+    world.driver.broadcast(big, None).unwrap();
+    for (key, fake) in &stuck {
+        fake.send(&[0x88, 0x80, 1, 2, 3, 4]);
+        world.driver.readable(world.now, *key);
+    }
+    world.events();
+    let held = world.driver.buffered_bytes();
+    assert!(
+        (35_000..50_000).contains(&held),
+        "{held} held by the closing peers"
+    );
+    // The reader falls 20 kB behind: its backlog and what the closing peers hold pass the
+    // budget, and the closing peers are dropped, not the reader.
+    reader.texts();
+    reader.0.borrow_mut().room = Some(0);
+    let mut events = Vec::new();
+    for seq in 0..20 {
+        world.driver.broadcast(kilobyte(seq), None).unwrap();
+        events.extend(world.events());
+        assert!(world.driver.buffered_bytes() <= 50_000);
+    }
+    assert!(!unlinked(&events, "reader"), "{events:?}");
+    let reader = Reader {
+        key: reader_key,
+        fake: reader,
+    };
+    reader.read(&mut world, 1 << 20);
+    world.events();
+    assert_eq!(seqs(&reader.fake.texts()), (0..20).collect::<Vec<_>>());
+    drop(stuck);
+}
+
+#[test]
+fn past_the_budget_a_draining_reader_is_closed_after_the_peers_that_take_nothing() {
+    let config = limits()
+        .max_buffered_bytes(1 << 30)
+        .soft_buffered_bytes(1 << 30, Duration::from_secs(60))
+        .write_stall_timeout(Duration::from_secs(60))
+        .buffered_budget(20_000);
+    let mut world = world_with(config, Readiness::Edge);
+    let (reader_key, fake) = world.link("reader");
+    let reader = Reader {
+        key: reader_key,
+        fake,
+    };
+    reader.fake.0.borrow_mut().room = Some(0);
+    for seq in 0..5 {
+        world.driver.broadcast(kilobyte(seq), None).unwrap();
+    }
+    let sleepers: Vec<Fake> = (0..3)
+        .map(|i| {
+            let (_, fake) = world.link(&format!("sleeper{i}"));
+            fake.0.borrow_mut().room = Some(0);
+            fake
+        })
+        .collect();
+    for seq in 5..8 {
+        world.driver.broadcast(kilobyte(seq), None).unwrap();
+    }
+    let mut events = world.events();
+    // The sleepers take nothing for two seconds; the reader, holding the most, drains a little.
+    events.extend(advance(&mut world, Duration::from_secs(2)));
+    reader.read(&mut world, 1_000);
+    for seq in 8..10 {
+        world.driver.broadcast(kilobyte(seq), None).unwrap();
+        events.extend(world.events());
+        assert!(world.driver.buffered_bytes() <= 20_000);
+    }
+    assert!(
+        unlinked(&events, "sleeper0") || unlinked(&events, "sleeper2"),
+        "{events:?}"
+    );
+    assert!(!unlinked(&events, "reader"), "{events:?}");
+    reader.read(&mut world, 1 << 20);
+    world.events();
+    assert_eq!(seqs(&reader.fake.texts()), (0..10).collect::<Vec<_>>());
+    drop(sleepers);
+}

@@ -115,7 +115,11 @@ impl Krmx {
                 }
                 PingState::Queued => {}
                 PingState::Sent(at) if at + every <= now => {
-                    tracing::debug!(%conn, "no pong a round after the ping went out, terminating");
+                    tracing::info!(
+                        %conn,
+                        waited_ms = now.saturating_duration_since(at).as_millis(),
+                        "no pong a round after the ping went out, terminating"
+                    );
                     self.close_connection(now, conn, CloseCode::GOING_AWAY, "ping timeout");
                 }
                 PingState::Sent(_) => {}
