@@ -2,7 +2,7 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use krmx_core::{KrmxConfig, ProtocolVersion, QueryRequirement};
-use krmx_driver::TransportConfig;
+use krmx_driver::{AllowedOrigins, TransportConfig};
 use std::time::Duration;
 
 /// The krmx command-line server.
@@ -57,6 +57,11 @@ pub(crate) struct ServeArgs {
     /// Repeatable: `NAME` must be present, `!NAME` must be absent, `NAME=VALUE` must equal.
     #[arg(long = "query", value_name = "SPEC")]
     pub(crate) queries: Vec<String>,
+    /// Repeatable: only browser pages of this origin may connect (`https://game.example.com`,
+    /// or `https://*.example.com` for its subdomains); others get 403. Requests without an
+    /// `Origin` header (not from a browser) are allowed. Off when not given.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    pub(crate) allowed_origins: Vec<String>,
     /// Only users joined with the `join` command may link.
     #[arg(long)]
     pub(crate) no_new_users: bool,
@@ -146,7 +151,13 @@ impl ServeArgs {
 
     /// The transport configuration these options describe.
     pub(crate) fn transport_config(&self) -> TransportConfig {
-        TransportConfig::default().shutdown_grace(Duration::from_millis(self.shutdown_grace_ms))
+        let config = TransportConfig::default()
+            .shutdown_grace(Duration::from_millis(self.shutdown_grace_ms));
+        if self.allowed_origins.is_empty() {
+            config
+        } else {
+            config.allowed_origins(AllowedOrigins::new(&self.allowed_origins))
+        }
     }
 
     /// The `--reject USER=REASON` pairs; an entry without `=` rejects with `rejected`.
@@ -272,6 +283,24 @@ mod tests {
             args.transport_config().shutdown_grace_value(),
             Duration::from_millis(40)
         );
+    }
+
+    #[test]
+    fn allowed_origins_are_off_unless_given() {
+        let args = serve(&[]).unwrap();
+        assert!(args.transport_config().allowed_origins_value().is_none());
+        let args = serve(&[
+            "--allow-origin",
+            "https://game.example.com",
+            "--allow-origin",
+            "*.example.org",
+        ])
+        .unwrap();
+        let config = args.transport_config();
+        let origins = config.allowed_origins_value().unwrap();
+        assert!(origins.allows("https://game.example.com"));
+        assert!(origins.allows("http://a.example.org"));
+        assert!(!origins.allows("https://evil.example.net"));
     }
 
     #[test]

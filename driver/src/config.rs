@@ -1,5 +1,7 @@
 //! [`TransportConfig`]: what the transports add to the core's configuration.
 
+use crate::AllowedOrigins;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Default time a client has to finish its HTTP upgrade: 5 s.
@@ -28,6 +30,7 @@ pub struct TransportConfig {
     pub(crate) close_linger: Duration,
     pub(crate) read_buffer_bytes: usize,
     pub(crate) shutdown_grace: Duration,
+    pub(crate) allowed_origins: Option<Arc<AllowedOrigins>>,
 }
 
 impl Default for TransportConfig {
@@ -37,6 +40,7 @@ impl Default for TransportConfig {
             close_linger: DEFAULT_CLOSE_LINGER,
             read_buffer_bytes: DEFAULT_READ_BUFFER_BYTES,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            allowed_origins: None,
         }
     }
 }
@@ -63,6 +67,27 @@ impl TransportConfig {
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.shutdown_grace = grace;
         self
+    }
+
+    /// Only pages of these origins may upgrade (a browser's `Origin` header); others are
+    /// answered `403 Forbidden` before any Krmx message. Off by default: every origin may.
+    ///
+    /// ```
+    /// use krmx_driver::{AllowedOrigins, TransportConfig};
+    /// let config = TransportConfig::default()
+    ///     .allowed_origins(AllowedOrigins::new(["https://*.example.com"]));
+    /// assert!(config.allowed_origins_value().is_some());
+    /// ```
+    #[must_use]
+    pub fn allowed_origins(mut self, origins: AllowedOrigins) -> Self {
+        self.allowed_origins = Some(Arc::new(origins));
+        self
+    }
+
+    /// The allowed origins, if the check is on.
+    #[must_use]
+    pub fn allowed_origins_value(&self) -> Option<&AllowedOrigins> {
+        self.allowed_origins.as_deref()
     }
 
     /// The read buffer of each connection, in bytes (at least 256).

@@ -430,7 +430,10 @@ impl<S: Stream> Driver<S> {
             }
             None => return Err(Refusal::TableFull),
         };
-        let check = RequestCheck::new(Arc::clone(&self.config));
+        let check = RequestCheck::new(
+            Arc::clone(&self.config),
+            self.transport.allowed_origins.clone(),
+        );
         let target = check.target_slot();
         let handshake = ServerHandshake::start(
             Socket::new(stream, already_read),

@@ -1,6 +1,8 @@
-//! The HTTP upgrade check both transports run: a wrong path is refused with 404, the request
-//! target is recorded for the core's query check.
+//! The HTTP upgrade check both transports run: a page of an origin not allowed is refused
+//! with 403, a wrong path with 404, and the request target is recorded for the core's query
+//! check.
 
+use crate::AllowedOrigins;
 use krmx_core::{KrmxConfig, RequestRejection};
 use std::sync::{Arc, Mutex};
 use tungstenite::handshake::server::{Callback, ErrorResponse, Request, Response};
@@ -10,15 +12,17 @@ use tungstenite::http;
 #[derive(Debug, Clone)]
 pub(crate) struct RequestCheck {
     config: Arc<KrmxConfig>,
+    origins: Option<Arc<AllowedOrigins>>,
     target: Arc<Mutex<Option<String>>>,
 }
 
 impl RequestCheck {
-    /// A check against `config`'s path rule.
+    /// A check against `config`'s path rule and, if given, the allowed origins.
     #[must_use]
-    pub(crate) fn new(config: Arc<KrmxConfig>) -> Self {
+    pub(crate) fn new(config: Arc<KrmxConfig>, origins: Option<Arc<AllowedOrigins>>) -> Self {
         Self {
             config,
+            origins,
             target: Arc::default(),
         }
     }
@@ -53,6 +57,19 @@ impl Callback for RequestCheck {
             || request.uri().path().to_owned(),
             |pq| pq.as_str().to_owned(),
         );
+        if let Some(origins) = &self.origins {
+            // No `Origin`: not a browser page, which is what the check protects.
+            if let Some(origin) = request.headers().get(http::header::ORIGIN) {
+                let allowed = origin.to_str().is_ok_and(|origin| origins.allows(origin));
+                if !allowed {
+                    tracing::info!(?origin, "handshake refused: origin not allowed");
+                    return Err(refusal(
+                        http::StatusCode::FORBIDDEN,
+                        "403 forbidden: this origin may not connect\n",
+                    ));
+                }
+            }
+        }
         if self.config.check_request(&target) == Err(RequestRejection::Path) {
             tracing::debug!(%target, "handshake refused: wrong path");
             return Err(not_found());
@@ -67,9 +84,16 @@ impl Callback for RequestCheck {
 /// `404 Not Found` with a short text body.
 #[must_use]
 pub(crate) fn not_found() -> ErrorResponse {
-    let body = "404 not found: no Krmx endpoint at this path\n";
+    refusal(
+        http::StatusCode::NOT_FOUND,
+        "404 not found: no Krmx endpoint at this path\n",
+    )
+}
+
+/// A refused upgrade: `status` with a short text `body`, and the connection closed.
+fn refusal(status: http::StatusCode, body: &str) -> ErrorResponse {
     let mut refusal = http::Response::new(Some(body.to_owned()));
-    *refusal.status_mut() = http::StatusCode::NOT_FOUND;
+    *refusal.status_mut() = status;
     let headers = refusal.headers_mut();
     headers.insert(
         http::header::CONTENT_LENGTH,

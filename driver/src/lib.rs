@@ -23,6 +23,7 @@ mod conn;
 mod driver;
 mod handle;
 mod handshake;
+mod origins;
 mod outbox;
 mod read_ahead;
 mod reading;
@@ -36,6 +37,7 @@ pub use config::{
 };
 pub use driver::{ConnKey, Driver, Io, Readiness, Refusal};
 pub use handle::{AuthResponder, CommandError, Handle, Reply, Wake};
+pub use origins::AllowedOrigins;
 pub use stream::Stream;
 
 /// Plumbing of the driver that the benchmark's bare WebSocket peers (`krmx-load`) reuse, so

@@ -379,6 +379,84 @@ fn path_and_query_options_guard_the_endpoint(transport: &str) {
     ]);
 }
 
+/// Sends an upgrade request with `origin` (none when `None`) and returns the whole response
+/// head and whatever body came before the server closed or 2 s passed.
+fn upgrade_with_origin(addr: std::net::SocketAddr, origin: Option<&str>) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let origin = origin.map_or_else(String::new, |o| format!("Origin: {o}\r\n"));
+    write!(
+        stream,
+        "GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{origin}\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    let mut buf = [0_u8; 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                response.extend_from_slice(&buf[..n]);
+                if response.starts_with(b"HTTP/1.1 101")
+                    && response.windows(4).any(|w| w == b"\r\n\r\n")
+                {
+                    break;
+                }
+            }
+        }
+    }
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+fn allow_origin_refuses_other_browser_pages_with_403(transport: &str) {
+    let mut server = CliServer::start(
+        transport,
+        &[
+            "--allow-origin",
+            "https://game.example.com",
+            "--allow-origin",
+            "https://*.example.org",
+        ],
+    );
+    for refused in [
+        "https://evil.example.net",
+        "http://game.example.com",
+        "https://example.org",
+        "null",
+    ] {
+        let response = upgrade_with_origin(server.addr(), Some(refused));
+        assert!(
+            response.starts_with("HTTP/1.1 403"),
+            "{refused}: {response}"
+        );
+        assert!(
+            response.ends_with("403 forbidden: this origin may not connect\n"),
+            "{response}"
+        );
+        assert!(
+            !response.contains("krmx/"),
+            "no Krmx message before the refusal"
+        );
+    }
+    for allowed in [
+        Some("https://game.example.com"),
+        Some("https://eu.example.org"),
+        None,
+    ] {
+        let response = upgrade_with_origin(server.addr(), allowed);
+        assert!(
+            response.starts_with("HTTP/1.1 101"),
+            "{allowed:?}: {response}"
+        );
+    }
+    // Refusals printed nothing, and the server still links users.
+    link(&mut server, "alice", &[("alice", true)], true);
+}
+
 fn protocol_options_shape_the_server(transport: &str) {
     let mut server = CliServer::start(
         transport,
@@ -514,6 +592,7 @@ on_every_transport!(
     quiet_prints_no_message_events,
     no_new_users_admits_only_users_joined_by_command,
     path_and_query_options_guard_the_endpoint,
+    allow_origin_refuses_other_browser_pages_with_403,
     protocol_options_shape_the_server,
     ping_interval_option_terminates_silent_clients,
     close_command_closes_gracefully_and_exits_0,

@@ -27,8 +27,8 @@ mod server;
 mod stream;
 
 pub use krmx_driver::{
-    AuthResponder, CommandError, Commands, DEFAULT_CLOSE_LINGER, DEFAULT_HANDSHAKE_TIMEOUT,
-    DEFAULT_READ_BUFFER_BYTES, Handle, Reply, TransportConfig,
+    AllowedOrigins, AuthResponder, CommandError, Commands, DEFAULT_CLOSE_LINGER,
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READ_BUFFER_BYTES, Handle, Reply, TransportConfig,
 };
 pub use run::run;
 pub use server::Server;

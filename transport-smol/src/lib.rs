@@ -75,7 +75,7 @@ mod watch;
 
 pub use event::{Event, Events};
 pub use krmx_driver::{
-    AuthResponder, CommandError, Commands, DEFAULT_CLOSE_LINGER, DEFAULT_HANDSHAKE_TIMEOUT,
-    DEFAULT_READ_BUFFER_BYTES, Handle, Reply, TransportConfig,
+    AllowedOrigins, AuthResponder, CommandError, Commands, DEFAULT_CLOSE_LINGER,
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READ_BUFFER_BYTES, Handle, Reply, TransportConfig,
 };
 pub use server::Server;
