@@ -62,6 +62,10 @@ pub(crate) struct ServeArgs {
     /// `Origin` header (not from a browser) are allowed. Off when not given.
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     pub(crate) allowed_origins: Vec<String>,
+    /// Answer plain HTTP GET/HEAD requests for PATH (for example `/health`) on the WebSocket
+    /// port with the server's health as JSON. Off when not given.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) health_path: Option<String>,
     /// Only users joined with the `join` command may link.
     #[arg(long)]
     pub(crate) no_new_users: bool,
@@ -151,8 +155,11 @@ impl ServeArgs {
 
     /// The transport configuration these options describe.
     pub(crate) fn transport_config(&self) -> TransportConfig {
-        let config = TransportConfig::default()
+        let mut config = TransportConfig::default()
             .shutdown_grace(Duration::from_millis(self.shutdown_grace_ms));
+        if let Some(path) = &self.health_path {
+            config = config.health_path(path);
+        }
         if self.allowed_origins.is_empty() {
             config
         } else {

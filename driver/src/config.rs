@@ -31,6 +31,7 @@ pub struct TransportConfig {
     pub(crate) read_buffer_bytes: usize,
     pub(crate) shutdown_grace: Duration,
     pub(crate) allowed_origins: Option<Arc<AllowedOrigins>>,
+    pub(crate) health_path: Option<String>,
 }
 
 impl Default for TransportConfig {
@@ -41,6 +42,7 @@ impl Default for TransportConfig {
             read_buffer_bytes: DEFAULT_READ_BUFFER_BYTES,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             allowed_origins: None,
+            health_path: None,
         }
     }
 }
@@ -88,6 +90,34 @@ impl TransportConfig {
     #[must_use]
     pub fn allowed_origins_value(&self) -> Option<&AllowedOrigins> {
         self.allowed_origins.as_deref()
+    }
+
+    /// Answers plain HTTP `GET`/`HEAD` requests for `path` (for example `/health`) on the
+    /// WebSocket port with the server's health as JSON: `status`, `users`, `linkedUsers`,
+    /// `connections` (open WebSocket connections), `protocolVersion` (served) and
+    /// `uptimeSeconds`. Off by default; any plain request that is not for an endpoint that is
+    /// on gets `404`. A missing leading `/` is added.
+    ///
+    /// ```
+    /// use krmx_driver::TransportConfig;
+    /// let config = TransportConfig::default().health_path("health");
+    /// assert_eq!(config.health_path_value(), Some("/health"));
+    /// ```
+    #[must_use]
+    pub fn health_path(mut self, path: &str) -> Self {
+        let path = if path.starts_with('/') {
+            path.to_owned()
+        } else {
+            format!("/{path}")
+        };
+        self.health_path = Some(path);
+        self
+    }
+
+    /// The health endpoint's path, if it is on.
+    #[must_use]
+    pub fn health_path_value(&self) -> Option<&str> {
+        self.health_path.as_deref()
     }
 
     /// The read buffer of each connection, in bytes (at least 256).

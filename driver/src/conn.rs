@@ -16,6 +16,16 @@ pub(crate) type Handshake<S> = MidHandshake<ServerHandshake<Socket<S>, RequestCh
 
 /// Where a connection is in its life.
 pub(crate) enum Phase<S: Stream> {
+    /// Its HTTP request head is being read (`head`, so far): an upgrade goes on to
+    /// `Handshaking`, any other request is answered over plain HTTP. `socket` is only `None`
+    /// while the head is being routed.
+    Requesting {
+        socket: Option<Box<Socket<S>>>,
+        head: Vec<u8>,
+    },
+    /// A plain HTTP request was answered: the outbox drains, then the stream is shut down; the
+    /// linger deadline ends it either way.
+    Answered { socket: Box<Socket<S>> },
     /// The HTTP upgrade is under way; the core does not know the connection yet. `mid` is only
     /// `None` while the handshake is being driven.
     Handshaking {
@@ -106,9 +116,11 @@ impl<S: Stream> Phase<S> {
         }
     }
 
-    /// The socket, except while an upgrade is being driven.
+    /// The socket, except while an upgrade is being driven or a request routed.
     pub(crate) fn socket_mut(&mut self) -> Option<&mut Socket<S>> {
         match self {
+            Phase::Requesting { socket, .. } => socket.as_deref_mut(),
+            Phase::Answered { socket } => Some(socket),
             Phase::Handshaking { mid, .. } => mid.as_mut().map(|mid| mid.get_mut().get_mut()),
             Phase::Open { ws, .. } | Phase::Closing { ws } => Some(ws.get_mut()),
         }

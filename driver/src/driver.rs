@@ -7,6 +7,7 @@ use crate::config::TransportConfig;
 use crate::conn::{Conn, Phase};
 use crate::handle::{Command, CommandError, Handle, Wake};
 use crate::handshake::{RequestCheck, TargetSlot};
+use crate::http;
 use crate::outbox::Outbox;
 use crate::reading::{Step, step};
 use crate::socket::Socket;
@@ -16,6 +17,7 @@ use krmx_core::{
 };
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
+use std::io::Read;
 use std::net::TcpStream;
 use std::sync::{Arc, mpsc};
 use std::time::Instant;
@@ -164,6 +166,8 @@ pub struct Driver<S: Stream> {
     reading_before_timers: bool,
     /// When a closing server drops the connections still open.
     grace_deadline: Option<Instant>,
+    /// When the driver was created (the health endpoint's uptime).
+    started: Instant,
     /// The grace passed: the close is settled without pacing.
     settling: bool,
     /// Frames of the close still allowed in this turn (see [`CLOSE_TURN_FRAMES`]).
@@ -214,6 +218,7 @@ impl<S: Stream> Driver<S> {
             ping_checks: VecDeque::new(),
             reading_before_timers: false,
             grace_deadline: None,
+            started: now,
             settling: false,
             close_turn_frames: CLOSE_TURN_FRAMES,
             events: VecDeque::new(),
@@ -396,7 +401,7 @@ impl<S: Stream> Driver<S> {
             if matches!(
                 self.conn(key),
                 Some(Conn {
-                    phase: Phase::Closing { .. },
+                    phase: Phase::Closing { .. } | Phase::Answered { .. },
                     ..
                 })
             ) {
@@ -430,25 +435,15 @@ impl<S: Stream> Driver<S> {
             }
             None => return Err(Refusal::TableFull),
         };
-        let check = RequestCheck::new(
-            Arc::clone(&self.config),
-            self.transport.allowed_origins.clone(),
-        );
-        let target = check.target_slot();
-        let handshake = ServerHandshake::start(
-            Socket::new(stream, already_read),
-            check,
-            Some(self.ws_config),
-        );
         let serial = self.next_serial;
         self.next_serial += 1;
         let key = ConnKey::new(serial, slot);
         if let Some(entry) = self.slots.get_mut(slot) {
             *entry = Some(Conn::new(
                 serial,
-                Phase::Handshaking {
-                    mid: Some(Box::new(handshake)),
-                    target,
+                Phase::Requesting {
+                    socket: Some(Box::new(Socket::new(stream, already_read))),
+                    head: Vec::new(),
                 },
             ));
         }
@@ -489,8 +484,17 @@ impl<S: Stream> Driver<S> {
             return;
         };
         let (handshake, target) = match &mut conn.phase {
+            Phase::Requesting { .. } => return self.read_request(key),
             Phase::Handshaking { mid, target } => (mid.take(), target.clone()),
             Phase::Open { .. } => return self.read_messages(key),
+            Phase::Answered { socket } => {
+                if socket.discard_input() {
+                    self.release(key.slot());
+                } else {
+                    self.wait_readable(key);
+                }
+                return;
+            }
             Phase::Closing { ws } => {
                 if ws.get_mut().discard_input() {
                     self.release(key.slot());
@@ -593,11 +597,12 @@ impl<S: Stream> Driver<S> {
         }
     }
 
+    /// Whether the connection is still in its request or upgrade (the handshake timeout's).
     fn is_handshaking(&self, key: ConnKey) -> bool {
         matches!(
             self.conn(key),
             Some(Conn {
-                phase: Phase::Handshaking { .. },
+                phase: Phase::Requesting { .. } | Phase::Handshaking { .. },
                 ..
             })
         )
@@ -681,6 +686,133 @@ impl<S: Stream> Driver<S> {
 
     /// Reads every complete message the stream has and feeds each to the core, until the
     /// stream would block, ends or breaks.
+    /// Reads the request head of a new connection; once it is complete, an upgrade goes on to
+    /// the WebSocket handshake (with the head put back in front of the stream) and any other
+    /// request is answered over plain HTTP.
+    fn read_request(&mut self, key: ConnKey) {
+        let Some(Conn {
+            phase: Phase::Requesting { socket, head },
+            ..
+        }) = self.conn_mut(key)
+        else {
+            return;
+        };
+        let Some(reading) = socket.as_deref_mut() else {
+            return;
+        };
+        let mut buf = [0_u8; 2048];
+        let end = loop {
+            if let Some(end) = http::head_end(head) {
+                break Some(end);
+            }
+            if head.len() > http::MAX_HEAD_BYTES || http::is_invalid(head) {
+                break None;
+            }
+            match reading.read(&mut buf) {
+                Ok(0) => return self.release(key.slot()),
+                Ok(n) => head.extend_from_slice(buf.get(..n).unwrap_or_default()),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    return self.wait_readable(key);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return self.release(key.slot()),
+            }
+        };
+        let request = match end {
+            Some(end) => http::parse(head.get(..end).unwrap_or_default()),
+            None if head.len() > http::MAX_HEAD_BYTES => http::Request::Bad(http::Response::text(
+                431,
+                "431 request header fields too large\n",
+            )),
+            None => http::Request::Bad(http::Response::text(400, "400 bad request\n")),
+        };
+        let head = std::mem::take(head);
+        let Some(mut socket) = socket.take() else {
+            return;
+        };
+        match request {
+            http::Request::Upgrade => {
+                socket.unread(head);
+                self.start_upgrade(key, *socket);
+                self.readable(self.now, key);
+            }
+            http::Request::Plain {
+                method,
+                path,
+                head_only,
+            } => {
+                let response = self.answer(&method, &path);
+                self.send_answer(key, socket, &response.to_bytes(head_only));
+            }
+            http::Request::Bad(response) => {
+                self.send_answer(key, socket, &response.to_bytes(false));
+            }
+        }
+    }
+
+    /// The response to a plain HTTP request: the health endpoint if it is on and asked for,
+    /// else a 404.
+    fn answer(&self, method: &str, path: &str) -> http::Response {
+        let health = self.transport.health_path.as_deref();
+        if health == Some(path) {
+            if method != "GET" && method != "HEAD" {
+                return http::Response::get_only();
+            }
+            return http::Response::json(self.health().to_json());
+        }
+        tracing::debug!(%method, %path, "plain request answered 404");
+        http::Response::text(404, "404 not found: no Krmx endpoint at this path\n")
+    }
+
+    /// The figures of the health endpoint, now.
+    fn health(&self) -> http::Health {
+        let users = self.krmx.users();
+        let (mut total, mut linked) = (0, 0);
+        for user in users {
+            total += 1;
+            linked += usize::from(user.is_linked);
+        }
+        http::Health {
+            status: self.krmx.status(),
+            users: total,
+            linked_users: linked,
+            connections: self.krmx.connections().count(),
+            version: self.config.served_version().to_string(),
+            uptime_ms: self.now.saturating_duration_since(self.started).as_millis(),
+        }
+    }
+
+    /// Queues a plain HTTP response; the connection closes once it is out (or at the linger).
+    fn send_answer(&mut self, key: ConnKey, socket: Box<Socket<S>>, response: &[u8]) {
+        let linger = self.now + self.transport.close_linger_value();
+        let Some(conn) = self.conn_mut(key) else {
+            return;
+        };
+        conn.outbox.push_bytes(response);
+        conn.phase = Phase::Answered { socket };
+        self.linger_deadlines.push_back((linger, key));
+        self.mark_dirty(key.slot());
+        self.write_slot(key.slot());
+        self.wait_readable(key);
+    }
+
+    /// Starts the WebSocket handshake of a connection whose request head was read (and put
+    /// back in front of its stream).
+    fn start_upgrade(&mut self, key: ConnKey, socket: Socket<S>) {
+        let check = RequestCheck::new(
+            Arc::clone(&self.config),
+            self.transport.allowed_origins.clone(),
+        );
+        let target = check.target_slot();
+        let handshake = ServerHandshake::start(socket, check, Some(self.ws_config));
+        if let Some(conn) = self.conn_mut(key) {
+            conn.phase = Phase::Handshaking {
+                mid: Some(Box::new(handshake)),
+                target,
+            };
+        }
+    }
+
     fn read_messages(&mut self, key: ConnKey) {
         let hard = self.limits.hard;
         loop {
@@ -810,7 +942,7 @@ impl<S: Stream> Driver<S> {
         }
         let key = ConnKey::new(conn.serial, slot);
         let open = conn.open_id();
-        let closing = matches!(conn.phase, Phase::Closing { .. });
+        let closing = matches!(conn.phase, Phase::Closing { .. } | Phase::Answered { .. });
         let Conn { phase, outbox, .. } = conn;
         let Some(socket) = phase.socket_mut() else {
             return;
@@ -1243,7 +1375,7 @@ impl<S: Stream> Driver<S> {
                 matches!(
                     conn,
                     Some(Conn {
-                        phase: Phase::Handshaking { .. },
+                        phase: Phase::Requesting { .. } | Phase::Handshaking { .. },
                         ..
                     })
                 )

@@ -23,6 +23,7 @@ mod conn;
 mod driver;
 mod handle;
 mod handshake;
+mod http;
 mod origins;
 mod outbox;
 mod read_ahead;

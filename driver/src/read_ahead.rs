@@ -50,6 +50,14 @@ impl ReadAhead {
         }
     }
 
+    /// Puts `bytes` back in front of what is kept: they are served again first (a request head
+    /// the driver read to route it, handed to the WebSocket handshake).
+    pub fn unread(&mut self, mut bytes: Vec<u8>) {
+        bytes.extend_from_slice(self.bytes.get(self.served..).unwrap_or_default());
+        self.bytes = bytes;
+        self.served = 0;
+    }
+
     /// Bytes kept and not yet served.
     #[must_use]
     pub fn kept(&self) -> usize {

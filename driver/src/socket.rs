@@ -45,6 +45,11 @@ impl<S: Stream> Socket<S> {
         }
     }
 
+    /// Puts bytes already read back in front of the stream: the next reads serve them first.
+    pub(crate) fn unread(&mut self, bytes: Vec<u8>) {
+        self.ahead.unread(bytes);
+    }
+
     /// Reads and drops whatever the peer still sends. Returns whether the stream ended (or
     /// broke): a closing connection is then done.
     pub(crate) fn discard_input(&mut self) -> bool {

@@ -457,6 +457,132 @@ fn allow_origin_refuses_other_browser_pages_with_403(transport: &str) {
     link(&mut server, "alice", &[("alice", true)], true);
 }
 
+/// A plain HTTP request; the whole response (the server closes after it).
+fn http_request(addr: std::net::SocketAddr, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+fn health(addr: std::net::SocketAddr) -> Value {
+    let response = http_request(addr, "GET /health HTTP/1.1\r\nHost: krmx\r\n\r\n");
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    assert!(
+        response.contains("Content-Type: application/json\r\n"),
+        "{response}"
+    );
+    let body = response.split("\r\n\r\n").nth(1).unwrap();
+    serde_json::from_str(body).unwrap()
+}
+
+/// The users the `users` command reports: (all, linked).
+fn users_of(server: &mut CliServer) -> (usize, usize) {
+    server.send_line("users");
+    loop {
+        let line = server.next_json();
+        if let Some(users) = line["users"].as_array() {
+            let linked = users.iter().filter(|user| user["isLinked"] == true).count();
+            return (users.len(), linked);
+        }
+    }
+}
+
+fn health_path_answers_with_the_figures_of_users_while_1000_clients_are_linked(transport: &str) {
+    let mut server = CliServer::start(transport, &["--health-path", "/health", "--quiet"]);
+    let fresh = health(server.addr());
+    assert_eq!(fresh["status"], "listening");
+    assert_eq!(fresh["users"], 0);
+    assert_eq!(fresh["protocolVersion"], "0.6");
+    let mut clients = Vec::new();
+    for i in 0..1000 {
+        let mut client = Client::connect(server.addr());
+        client.link(&format!("user{i:04}"));
+        client.expect_json(&krmx_tests::msg::accepted());
+        clients.push(client);
+        if i % 250 == 0 {
+            // Answered while links go on.
+            assert_eq!(health(server.addr())["status"], "listening");
+        }
+    }
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while health(server.addr())["linkedUsers"] != 1000 {
+        assert!(std::time::Instant::now() < deadline, "not all linked");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (users, linked) = users_of(&mut server);
+    let figures = health(server.addr());
+    assert_eq!((users, linked), (1000, 1000));
+    assert_eq!(figures["users"], users);
+    assert_eq!(figures["linkedUsers"], linked);
+    assert_eq!(figures["connections"], 1000);
+    assert!(figures["uptimeSeconds"].as_f64().unwrap() > 0.0);
+    // One drops: still a user, no longer linked.
+    clients.pop().unwrap().drop_connection();
+    while health(server.addr())["linkedUsers"] != 999 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the unlink is not seen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (users, linked) = users_of(&mut server);
+    let figures = health(server.addr());
+    assert_eq!(
+        (figures["users"].as_u64(), figures["linkedUsers"].as_u64()),
+        (Some(users as u64), Some(linked as u64))
+    );
+    assert_eq!((users, linked), (1000, 999));
+    assert_eq!(figures["connections"], 999);
+}
+
+fn plain_requests_get_a_clean_404_or_405(transport: &str) {
+    let server = CliServer::start(transport, &["--health-path", "health"]);
+    for request in [
+        "GET / HTTP/1.1\r\nHost: krmx\r\n\r\n",
+        "GET /metrics HTTP/1.1\r\nHost: krmx\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: krmx\r\n\r\n",
+    ] {
+        let response = http_request(server.addr(), request);
+        assert!(
+            response.starts_with("HTTP/1.1 404 Not Found\r\n"),
+            "{response}"
+        );
+        assert!(response.ends_with("404 not found: no Krmx endpoint at this path\n"));
+    }
+    let response = http_request(
+        server.addr(),
+        "POST /health HTTP/1.1\r\nHost: krmx\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert!(response.starts_with("HTTP/1.1 405 "), "{response}");
+    let response = http_request(
+        server.addr(),
+        "HEAD /health?x HTTP/1.1\r\nHost: krmx\r\n\r\n",
+    );
+    assert!(
+        response.starts_with("HTTP/1.1 200 OK\r\n") && response.ends_with("\r\n\r\n"),
+        "{response}"
+    );
+    let response = http_request(server.addr(), "\x16\x03\x01 not http at all\r\n\r\n");
+    assert!(response.starts_with("HTTP/1.1 400 "), "{response}");
+    // Without the flag the health endpoint is off.
+    let off = CliServer::start(transport, &[]);
+    let response = http_request(off.addr(), "GET /health HTTP/1.1\r\nHost: krmx\r\n\r\n");
+    assert!(
+        response.starts_with("HTTP/1.1 404 Not Found\r\n"),
+        "{response}"
+    );
+    // And WebSocket clients still link on both.
+    for addr in [server.addr(), off.addr()] {
+        let mut client = Client::connect(addr);
+        client.link("alice");
+        client.expect_linked(&[("alice", true)]);
+    }
+}
+
 fn protocol_options_shape_the_server(transport: &str) {
     let mut server = CliServer::start(
         transport,
@@ -593,6 +719,8 @@ on_every_transport!(
     no_new_users_admits_only_users_joined_by_command,
     path_and_query_options_guard_the_endpoint,
     allow_origin_refuses_other_browser_pages_with_403,
+    health_path_answers_with_the_figures_of_users_while_1000_clients_are_linked,
+    plain_requests_get_a_clean_404_or_405,
     protocol_options_shape_the_server,
     ping_interval_option_terminates_silent_clients,
     close_command_closes_gracefully_and_exits_0,
