@@ -2,7 +2,8 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use krmx_core::{KrmxConfig, ProtocolVersion, QueryRequirement};
-use krmx_driver::{AllowedOrigins, TransportConfig};
+use krmx_driver::{AllowedOrigins, ServerTls, TransportConfig};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The krmx command-line server.
@@ -66,6 +67,13 @@ pub(crate) struct ServeArgs {
     /// port with the server's health as JSON. Off when not given.
     #[arg(long, value_name = "PATH")]
     pub(crate) health_path: Option<String>,
+    /// Serve `wss://` (and `https://` for the health endpoint) with this PEM certificate
+    /// chain, the server's certificate first. Needs `--tls-key`.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The PEM private key (PKCS #8, PKCS #1 or SEC1) of `--tls-cert`. Needs `--tls-cert`.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
     /// Only users joined with the `join` command may link.
     #[arg(long)]
     pub(crate) no_new_users: bool,
@@ -154,17 +162,29 @@ impl ServeArgs {
     }
 
     /// The transport configuration these options describe.
-    pub(crate) fn transport_config(&self) -> TransportConfig {
+    ///
+    /// # Errors
+    /// The TLS certificate or key cannot be read or used.
+    pub(crate) fn transport_config(&self) -> Result<TransportConfig, String> {
         let mut config = TransportConfig::default()
             .shutdown_grace(Duration::from_millis(self.shutdown_grace_ms));
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            let tls = ServerTls::from_pem_files(cert, key).map_err(|error| {
+                format!(
+                    "cannot use --tls-cert {} --tls-key {}: {error}",
+                    cert.display(),
+                    key.display()
+                )
+            })?;
+            config = config.tls(tls);
+        }
         if let Some(path) = &self.health_path {
             config = config.health_path(path);
         }
-        if self.allowed_origins.is_empty() {
-            config
-        } else {
-            config.allowed_origins(AllowedOrigins::new(&self.allowed_origins))
+        if !self.allowed_origins.is_empty() {
+            config = config.allowed_origins(AllowedOrigins::new(&self.allowed_origins));
         }
+        Ok(config)
     }
 
     /// The `--reject USER=REASON` pairs; an entry without `=` rejects with `rejected`.
@@ -256,7 +276,7 @@ mod tests {
         assert_eq!(config.write_stall_timeout_value(), Duration::from_secs(30));
         assert_eq!(config.buffered_budget_value(), 1 << 30);
         assert_eq!(
-            args.transport_config().shutdown_grace_value(),
+            args.transport_config().unwrap().shutdown_grace_value(),
             Duration::from_secs(10)
         );
         let args = serve(&[
@@ -287,7 +307,7 @@ mod tests {
         );
         assert_eq!(config.buffered_budget_value(), 5000);
         assert_eq!(
-            args.transport_config().shutdown_grace_value(),
+            args.transport_config().unwrap().shutdown_grace_value(),
             Duration::from_millis(40)
         );
     }
@@ -295,7 +315,12 @@ mod tests {
     #[test]
     fn allowed_origins_are_off_unless_given() {
         let args = serve(&[]).unwrap();
-        assert!(args.transport_config().allowed_origins_value().is_none());
+        assert!(
+            args.transport_config()
+                .unwrap()
+                .allowed_origins_value()
+                .is_none()
+        );
         let args = serve(&[
             "--allow-origin",
             "https://game.example.com",
@@ -303,7 +328,7 @@ mod tests {
             "*.example.org",
         ])
         .unwrap();
-        let config = args.transport_config();
+        let config = args.transport_config().unwrap();
         let origins = config.allowed_origins_value().unwrap();
         assert!(origins.allows("https://game.example.com"));
         assert!(origins.allows("http://a.example.org"));

@@ -49,13 +49,18 @@ fn serve(args: &ServeArgs) -> ExitCode {
         },
         quiet: args.quiet,
     };
+    let transport = match args.transport_config() {
+        Ok(transport) => transport,
+        Err(error) => {
+            eprintln!("krmx: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut app = App::new(behaviour, BufWriter::new(io::stdout().lock()));
     app.trim_after_bursts();
     let served = match args.transport {
-        Transport::Mio => serve_mio::serve(addr, args.krmx_config(), args.transport_config(), app),
-        Transport::Smol => {
-            serve_smol::serve(addr, args.krmx_config(), args.transport_config(), app)
-        }
+        Transport::Mio => serve_mio::serve(addr, args.krmx_config(), transport, app),
+        Transport::Smol => serve_smol::serve(addr, args.krmx_config(), transport, app),
     };
     match served {
         Ok(()) => ExitCode::SUCCESS,

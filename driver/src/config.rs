@@ -1,6 +1,6 @@
 //! [`TransportConfig`]: what the transports add to the core's configuration.
 
-use crate::AllowedOrigins;
+use crate::{AllowedOrigins, ServerTls};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +32,7 @@ pub struct TransportConfig {
     pub(crate) shutdown_grace: Duration,
     pub(crate) allowed_origins: Option<Arc<AllowedOrigins>>,
     pub(crate) health_path: Option<String>,
+    pub(crate) tls: Option<ServerTls>,
 }
 
 impl Default for TransportConfig {
@@ -43,6 +44,7 @@ impl Default for TransportConfig {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             allowed_origins: None,
             health_path: None,
+            tls: None,
         }
     }
 }
@@ -118,6 +120,29 @@ impl TransportConfig {
     #[must_use]
     pub fn health_path_value(&self) -> Option<&str> {
         self.health_path.as_deref()
+    }
+
+    /// Serves `wss://` (and `https://` for the plain endpoints) with this certificate: every
+    /// connection the server accepts speaks TLS first, and its handshake counts against the
+    /// [handshake timeout](Self::handshake_timeout). Off by default (plain `ws://`).
+    ///
+    /// ```
+    /// # fn demo(cert_pem: &[u8], key_pem: &[u8]) -> Result<(), krmx_driver::TlsError> {
+    /// use krmx_driver::{ServerTls, TransportConfig};
+    /// let config = TransportConfig::default().tls(ServerTls::from_pem(cert_pem, key_pem)?);
+    /// assert!(config.tls_value().is_some());
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn tls(mut self, tls: ServerTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// The TLS the server speaks, if it is on.
+    #[must_use]
+    pub fn tls_value(&self) -> Option<&ServerTls> {
+        self.tls.as_ref()
     }
 
     /// The read buffer of each connection, in bytes (at least 256).

@@ -8,10 +8,12 @@ use crate::conn::{Conn, Phase};
 use crate::handle::{Command, CommandError, Handle, Wake};
 use crate::handshake::{RequestCheck, TargetSlot};
 use crate::http;
+use crate::link::Link;
 use crate::outbox::Outbox;
 use crate::reading::{Step, step};
 use crate::socket::Socket;
 use crate::stream::Stream;
+use crate::tls::{TlsStream, tls_failure};
 use krmx_core::{
     ConnectionId, Error, Event, Input, Krmx, KrmxConfig, Output, Status, Text, UserInfo, Violation,
 };
@@ -97,7 +99,7 @@ pub enum Io {
     /// The server closed: stop accepting and drop the listener.
     StopAccepting,
     /// A [`Handle::adopt`]ed stream, to be made non-blocking, registered and handed to
-    /// [`Driver::accept`].
+    /// [`Driver::adopt`].
     Adopt {
         /// The stream.
         stream: TcpStream,
@@ -114,6 +116,8 @@ pub enum Refusal {
     NotAccepting,
     /// 2^24 connections are open.
     TableFull,
+    /// The TLS session could not be started.
+    Tls,
 }
 
 /// The connection driver: owns the [`Krmx`] core, the connection table with each
@@ -388,7 +392,11 @@ impl<S: Stream> Driver<S> {
                 // reported yet): drive the handshake once before giving up on it.
                 self.readable(now, key);
                 if self.is_handshaking(key) {
-                    tracing::debug!(slot = key.slot(), "handshake timed out");
+                    if self.is_tls_handshaking(key) {
+                        tracing::info!(slot = key.slot(), "TLS handshake timed out");
+                    } else {
+                        tracing::debug!(slot = key.slot(), "handshake timed out");
+                    }
                     self.release(key.slot());
                 }
             }
@@ -411,16 +419,46 @@ impl<S: Stream> Driver<S> {
         }
     }
 
-    /// Takes a new stream (accepted, or adopted with the request bytes read already) and
-    /// starts its upgrade. The pump registers it under the key's [`slot`](ConnKey::slot) and
-    /// reports its readiness; bytes already there are read at once.
+    /// Takes a stream the server accepted and starts its request (through TLS when the
+    /// transport has [`ServerTls`](crate::ServerTls)). The pump registers it under the key's
+    /// [`slot`](ConnKey::slot) and reports its readiness; bytes already there are read at once.
     ///
     /// # Errors
     /// The server closed, or the table is full: the stream is dropped.
-    pub fn accept(
+    pub fn accept(&mut self, now: Instant, stream: S) -> Result<ConnKey, Refusal> {
+        let link = match &self.transport.tls {
+            Some(tls) => match tls.session() {
+                Ok(session) => Link::Tls(Box::new(TlsStream::new(stream, session))),
+                Err(error) => {
+                    tracing::warn!(%error, "could not start a TLS session");
+                    return Err(Refusal::Tls);
+                }
+            },
+            None => Link::Plain(stream),
+        };
+        self.take(now, link, Vec::new())
+    }
+
+    /// Takes a stream handed over by the application ([`Handle::adopt`]) with the bytes of its
+    /// request read already, and starts its request. The stream is plain: an application
+    /// that read the request itself terminated any TLS itself. Registered as in
+    /// [`accept`](Self::accept).
+    ///
+    /// # Errors
+    /// As [`accept`](Self::accept).
+    pub fn adopt(
         &mut self,
         now: Instant,
         stream: S,
+        already_read: Vec<u8>,
+    ) -> Result<ConnKey, Refusal> {
+        self.take(now, Link::Plain(stream), already_read)
+    }
+
+    fn take(
+        &mut self,
+        now: Instant,
+        link: Link<S>,
         already_read: Vec<u8>,
     ) -> Result<ConnKey, Refusal> {
         self.advance_to(now);
@@ -442,7 +480,7 @@ impl<S: Stream> Driver<S> {
             *entry = Some(Conn::new(
                 serial,
                 Phase::Requesting {
-                    socket: Some(Box::new(Socket::new(stream, already_read))),
+                    socket: Some(Box::new(Socket::new(link, already_read))),
                     head: Vec::new(),
                 },
             ));
@@ -466,7 +504,7 @@ impl<S: Stream> Driver<S> {
         self.conn_mut(key)?
             .phase
             .socket_mut()
-            .map(|socket| &mut socket.stream)
+            .map(|socket| socket.stream.inner_mut())
     }
 
     /// Drops a connection the pump could not register (it never reached the core).
@@ -480,6 +518,21 @@ impl<S: Stream> Driver<S> {
     /// is, feeding each message to the core. Stale keys are ignored.
     pub fn readable(&mut self, now: Instant, key: ConnKey) {
         self.advance_to(now);
+        self.read_ready(key);
+        // TLS answers of its own (the handshake, session tickets, alerts) that the stream
+        // did not take at once go out with the connection's next write.
+        if let Some(conn) = self.conn_mut(key) {
+            if conn
+                .phase
+                .socket_mut()
+                .is_some_and(|socket| socket.stream.has_pending())
+            {
+                self.mark_dirty(key.slot());
+            }
+        }
+    }
+
+    fn read_ready(&mut self, key: ConnKey) {
         let Some(conn) = self.conn_mut(key) else {
             return;
         };
@@ -608,6 +661,13 @@ impl<S: Stream> Driver<S> {
         )
     }
 
+    /// Whether the connection's TLS handshake is still under way.
+    fn is_tls_handshaking(&mut self, key: ConnKey) -> bool {
+        self.conn_mut(key)
+            .and_then(|conn| conn.phase.socket_mut())
+            .is_some_and(|socket| socket.stream.is_tls_handshaking())
+    }
+
     /// The outbox of the open connection the core knows as `id`: the slot is part of the id,
     /// so a delivery does no lookup.
     fn open_outbox(&mut self, id: ConnectionId) -> Option<&mut Outbox> {
@@ -715,9 +775,27 @@ impl<S: Stream> Driver<S> {
                     return self.wait_readable(key);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => return self.release(key.slot()),
+                Err(error) => {
+                    if let Some(failure) = tls_failure(&error) {
+                        tracing::info!(
+                            slot = key.slot(),
+                            error = %failure,
+                            "TLS handshake failed (a client speaking plain ws:// or http:// to \
+                             this TLS port, or one that refused the certificate)"
+                        );
+                    }
+                    return self.release(key.slot());
+                }
             }
         };
+        if end.is_none() && http::is_tls_hello(head) {
+            tracing::info!(
+                slot = key.slot(),
+                "a TLS handshake on a plain port (a wss:// or https:// client, but the server has \
+                 no TLS certificate): closed"
+            );
+            return self.release(key.slot());
+        }
         let request = match end {
             Some(end) => http::parse(head.get(..end).unwrap_or_default()),
             None if head.len() > http::MAX_HEAD_BYTES => http::Request::Bad(http::Response::text(
@@ -948,7 +1026,13 @@ impl<S: Stream> Driver<S> {
             return;
         };
         let before = outbox.buffered();
-        let result = outbox.write_to(&mut socket.stream);
+        let result = outbox.write_to(&mut socket.stream).and_then(|done| {
+            if done {
+                socket.stream.flush_pending()
+            } else {
+                Ok(false)
+            }
+        });
         let after = outbox.buffered();
         if outbox.take_ping_sent() {
             self.pings_sent.extend(open);

@@ -217,7 +217,8 @@ impl Handle {
 
     /// Hands over a connection accepted by the application's own HTTP server, with the bytes
     /// of the request it already read (empty if none): the upgrade continues in the server.
-    /// Refused with [`CommandError::NotAccepting`] once the server closed (the stream is
+    /// The stream is plain (the server's TLS, if configured, applies to the connections it
+    /// accepts itself). Refused with [`CommandError::NotAccepting`] once the server closed (the stream is
     /// dropped).
     pub fn adopt(&self, stream: TcpStream, already_read: Vec<u8>) -> Reply<()> {
         self.request(|reply| Command::Adopt {

@@ -41,6 +41,12 @@ pub(crate) fn is_invalid(partial: &[u8]) -> bool {
     matches!(request.parse(partial), Err(error) if error != httparse::Error::TooManyHeaders)
 }
 
+/// Whether the bytes read so far start a TLS handshake record (a `ClientHello`): a `wss://`
+/// or `https://` client talking to a port without TLS.
+pub(crate) fn is_tls_hello(partial: &[u8]) -> bool {
+    matches!(partial, [0x16, 0x03, ..])
+}
+
 /// Parses a complete request head.
 pub(crate) fn parse(head: &[u8]) -> Request {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];

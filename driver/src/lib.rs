@@ -24,12 +24,15 @@ mod driver;
 mod handle;
 mod handshake;
 mod http;
+mod link;
 mod origins;
 mod outbox;
 mod read_ahead;
 mod reading;
+mod server_tls;
 mod socket;
 mod stream;
+mod tls;
 
 pub use commands::Commands;
 pub use config::{
@@ -39,6 +42,7 @@ pub use config::{
 pub use driver::{ConnKey, Driver, Io, Readiness, Refusal};
 pub use handle::{AuthResponder, CommandError, Handle, Reply, Wake};
 pub use origins::AllowedOrigins;
+pub use server_tls::{ServerTls, TlsError};
 pub use stream::Stream;
 
 /// Plumbing of the driver that the benchmark's bare WebSocket peers (`krmx-load`) reuse, so
@@ -47,7 +51,12 @@ pub use stream::Stream;
 pub mod plumbing {
     pub use crate::outbox::Outbox;
     pub use crate::read_ahead::{ReadAhead, SCRATCH_BYTES};
+    pub use crate::tls::{TlsStream, tls_failure};
 }
+
+/// The rustls this crate serves TLS with, for applications that build their own
+/// [`rustls::ServerConfig`] ([`ServerTls::from_config`]).
+pub use rustls;
 
 use krmx_core::KrmxConfig;
 use tungstenite::protocol::WebSocketConfig;

@@ -1,6 +1,7 @@
 //! [`Socket`]: a connection's stream as tungstenite sees it: reads through the thread's
 //! scratch buffer, writes kept for the driver to queue in the connection's outbox.
 
+use crate::link::Link;
 use crate::outbox::Outbox;
 use crate::read_ahead::ReadAhead;
 use crate::stream::Stream;
@@ -13,7 +14,7 @@ use std::io::{self, Read, Write};
 /// so every byte the connection sends leaves in order and is accounted for in one place.
 #[derive(Debug)]
 pub(crate) struct Socket<S> {
-    pub(crate) stream: S,
+    pub(crate) stream: Link<S>,
     ahead: ReadAhead,
     /// tungstenite's writes not yet in the outbox.
     written: Vec<u8>,
@@ -22,7 +23,7 @@ pub(crate) struct Socket<S> {
 }
 
 impl<S: Stream> Socket<S> {
-    pub(crate) fn new(stream: S, already_read: Vec<u8>) -> Self {
+    pub(crate) fn new(stream: Link<S>, already_read: Vec<u8>) -> Self {
         Self {
             stream,
             ahead: ReadAhead::new(already_read),

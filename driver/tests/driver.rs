@@ -121,10 +121,7 @@ fn edge_readiness_asks_for_no_waits() {
 fn a_silent_connection_is_released_at_its_handshake_timeout_not_before() {
     let timeout = Duration::from_secs(5);
     let mut world = World::with_handshake_timeout(timeout);
-    let key = world
-        .driver
-        .accept(world.now, Fake::default(), Vec::new())
-        .unwrap();
+    let key = world.driver.accept(world.now, Fake::default()).unwrap();
     assert_eq!(world.driver.poll_timeout(), Some(world.now + timeout));
     world
         .driver
@@ -165,10 +162,7 @@ fn a_peers_close_is_answered_then_the_connection_ends_within_the_linger() {
 #[test]
 fn closing_the_server_stops_accepting_and_refuses_adopted_streams() {
     let mut world = World::new(Readiness::Edge);
-    let pending = world
-        .driver
-        .accept(world.now, Fake::default(), Vec::new())
-        .unwrap();
+    let pending = world.driver.accept(world.now, Fake::default()).unwrap();
     world.driver.close().unwrap();
     assert_eq!(world.events(), [Event::Closed]);
     let io = world.io();
@@ -178,12 +172,7 @@ fn closing_the_server_stops_accepting_and_refuses_adopted_streams() {
     );
     assert!(!world.driver.is_accepting());
     assert!(world.driver.is_finished());
-    assert!(
-        world
-            .driver
-            .accept(world.now, Fake::default(), Vec::new())
-            .is_err()
-    );
+    assert!(world.driver.accept(world.now, Fake::default()).is_err());
 }
 
 /// The frame a server sends for `text` (short texts only).
@@ -226,10 +215,7 @@ fn a_request_waiting_unread_at_the_handshake_deadline_is_still_upgraded() {
     let timeout = Duration::from_secs(5);
     let mut world = World::with_handshake_timeout(timeout);
     let fake = Fake::default();
-    let key = world
-        .driver
-        .accept(world.now, fake.clone(), Vec::new())
-        .unwrap();
+    let key = world.driver.accept(world.now, fake.clone()).unwrap();
     // The request arrived, but the pump was busy and has not reported it yet.
     fake.send(UPGRADE);
     world.driver.tick(world.now + timeout);
@@ -269,17 +255,14 @@ fn a_flush_writes_what_a_failed_write_queued_for_others() {
 fn readiness_for_a_released_connection_does_not_reach_the_one_reusing_its_slot() {
     let timeout = Duration::from_secs(5);
     let mut world = World::with_handshake_timeout(timeout);
-    let old = world
-        .driver
-        .accept(world.now, Fake::default(), Vec::new())
-        .unwrap();
+    let old = world.driver.accept(world.now, Fake::default()).unwrap();
     world.driver.tick(world.now + timeout);
     assert!(matches!(world.io().as_slice(), [Io::Released(k)] if *k == old));
     let fake = Fake::default();
     fake.send(UPGRADE);
     let new = world
         .driver
-        .accept(world.now + timeout, fake.clone(), Vec::new())
+        .accept(world.now + timeout, fake.clone())
         .unwrap();
     assert_eq!(new.slot(), old.slot(), "the slot is reused");
     assert_ne!(new, old);

@@ -28,7 +28,8 @@ mod stream;
 
 pub use krmx_driver::{
     AllowedOrigins, AuthResponder, CommandError, Commands, DEFAULT_CLOSE_LINGER,
-    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READ_BUFFER_BYTES, Handle, Reply, TransportConfig,
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READ_BUFFER_BYTES, Handle, Reply, ServerTls, TlsError,
+    TransportConfig, rustls,
 };
 pub use run::run;
 pub use server::Server;

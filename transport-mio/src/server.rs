@@ -256,14 +256,15 @@ impl Server {
     }
 
     /// Takes over a connection accepted by the application's own HTTP server, with the bytes of
-    /// the request it already read (empty if none): the upgrade continues here. Once the server
-    /// closed, the stream is dropped and an error returned.
+    /// the request it already read (empty if none): the upgrade continues here. The stream is
+    /// plain (the server's TLS, if configured, applies to the connections it accepts itself).
+    /// Once the server closed, the stream is dropped and an error returned.
     ///
     /// # Errors
     /// The server is not registered or closed, or registering the stream failed.
     pub fn adopt(&mut self, stream: TcpStream, already_read: Vec<u8>) -> io::Result<()> {
         let now = self.now();
-        self.take(now, stream, already_read)
+        self.take(now, stream, Some(already_read))
     }
 
     // ----- the pump -----
@@ -291,9 +292,9 @@ impl Server {
                     already_read,
                 } => {
                     let now = self.now();
-                    let adopted = stream
-                        .set_nonblocking(true)
-                        .and_then(|()| self.take(now, TcpStream::from_std(stream), already_read));
+                    let adopted = stream.set_nonblocking(true).and_then(|()| {
+                        self.take(now, TcpStream::from_std(stream), Some(already_read))
+                    });
                     if let Err(error) = adopted {
                         tracing::warn!(%error, "could not adopt a connection");
                     }
@@ -315,7 +316,7 @@ impl Server {
             match listener.accept() {
                 Ok((stream, peer)) => {
                     tracing::trace!(%peer, "accepted");
-                    if let Err(error) = self.take(Instant::now(), stream, Vec::new()) {
+                    if let Err(error) = self.take(Instant::now(), stream, None) {
                         tracing::warn!(%error, "could not take a connection");
                     }
                 }
@@ -330,9 +331,14 @@ impl Server {
         }
     }
 
-    /// Hands a stream to the driver, registers it under its slot's token and reads what is
-    /// there already.
-    fn take(&mut self, now: Instant, stream: TcpStream, already_read: Vec<u8>) -> io::Result<()> {
+    /// Hands a stream to the driver (accepted, or adopted with the bytes of its request read
+    /// already), registers it under its slot's token and reads what is there already.
+    fn take(
+        &mut self,
+        now: Instant,
+        stream: TcpStream,
+        adopted: Option<Vec<u8>>,
+    ) -> io::Result<()> {
         let Some(registry) = &self.registry else {
             return Err(io::Error::other(
                 "register the server before adopting connections",
@@ -341,9 +347,11 @@ impl Server {
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "could not set TCP_NODELAY");
         }
-        let key: ConnKey = self
-            .driver
-            .accept(now, Tcp(stream), already_read)
+        let taken = match adopted {
+            None => self.driver.accept(now, Tcp(stream)),
+            Some(already_read) => self.driver.adopt(now, Tcp(stream), already_read),
+        };
+        let key: ConnKey = taken
             .map_err(|refusal| io::Error::other(format!("connection refused: {refusal:?}")))?;
         let token = Token(self.first_token + FIRST_CONNECTION + key.slot());
         let registered = match self.driver.stream_mut(key) {

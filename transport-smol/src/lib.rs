@@ -76,6 +76,7 @@ mod watch;
 pub use event::{Event, Events};
 pub use krmx_driver::{
     AllowedOrigins, AuthResponder, CommandError, Commands, DEFAULT_CLOSE_LINGER,
-    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READ_BUFFER_BYTES, Handle, Reply, TransportConfig,
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READ_BUFFER_BYTES, Handle, Reply, ServerTls, TlsError,
+    TransportConfig, rustls,
 };
 pub use server::Server;

@@ -295,13 +295,14 @@ impl Server {
     }
 
     /// Takes over a connection accepted by the application's own HTTP server, with the bytes of
-    /// the request it already read (empty if none): the upgrade continues here. Once the server
-    /// closed, the stream is dropped and an error returned.
+    /// the request it already read (empty if none): the upgrade continues here. The stream is
+    /// plain (the server's TLS, if configured, applies to the connections it accepts itself).
+    /// Once the server closed, the stream is dropped and an error returned.
     ///
     /// # Errors
     /// The server closed.
     pub fn adopt(&mut self, stream: TcpStream, already_read: Vec<u8>) -> io::Result<()> {
-        self.take(Instant::now(), Arc::from(stream), already_read)
+        self.take(Instant::now(), Arc::from(stream), Some(already_read))
     }
 
     // ----- the pump -----
@@ -342,7 +343,7 @@ impl Server {
                 } => match Async::new(stream) {
                     Ok(socket) => {
                         if let Err(error) =
-                            self.take(Instant::now(), Arc::new(socket), already_read)
+                            self.take(Instant::now(), Arc::new(socket), Some(already_read))
                         {
                             tracing::debug!(%error, "adopted connection dropped");
                         }
@@ -360,19 +361,23 @@ impl Server {
             .filter(|watcher| watcher.key == key)
     }
 
-    /// Hands a socket to the driver, starts its watcher and reads what is there already.
+    /// Hands a socket to the driver (accepted, or adopted with the bytes of its request read
+    /// already), starts its watcher and reads what is there already.
     fn take(
         &mut self,
         now: Instant,
         socket: Arc<Async<std::net::TcpStream>>,
-        already_read: Vec<u8>,
+        adopted: Option<Vec<u8>>,
     ) -> io::Result<()> {
         if let Err(error) = socket.get_ref().set_nodelay(true) {
             tracing::debug!(%error, "could not set TCP_NODELAY");
         }
-        let key = self
-            .driver
-            .accept(now, Tcp(Arc::clone(&socket)), already_read)
+        let stream = Tcp(Arc::clone(&socket));
+        let taken = match adopted {
+            None => self.driver.accept(now, stream),
+            Some(already_read) => self.driver.adopt(now, stream, already_read),
+        };
+        let key = taken
             .map_err(|refusal| io::Error::other(format!("connection refused: {refusal:?}")))?;
         let arm = Arc::new(Arm::default());
         let task = self.executor.spawn(Watch {
@@ -399,7 +404,7 @@ impl Server {
 
     /// Takes an accepted connection; its deadlines start now, as it is taken.
     fn accept(&mut self, stream: TcpStream) {
-        if let Err(error) = self.take(Instant::now(), Arc::from(stream), Vec::new()) {
+        if let Err(error) = self.take(Instant::now(), Arc::from(stream), None) {
             tracing::debug!(%error, "accepted connection dropped");
         }
     }

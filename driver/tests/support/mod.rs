@@ -182,10 +182,7 @@ impl World {
     pub fn connect(&mut self) -> (ConnKey, Fake) {
         let fake = Fake::default();
         fake.send(UPGRADE);
-        let key = self
-            .driver
-            .accept(self.now, fake.clone(), Vec::new())
-            .unwrap();
+        let key = self.driver.accept(self.now, fake.clone()).unwrap();
         self.driver.readable(self.now, key);
         assert!(
             fake.0.borrow().outbound.starts_with(b"HTTP/1.1 101"),
