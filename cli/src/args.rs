@@ -107,6 +107,10 @@ pub(crate) struct ServeArgs {
     /// most are closed as slow consumers until the total is under it.
     #[arg(long, default_value_t = krmx_core::DEFAULT_BUFFERED_BUDGET)]
     pub(crate) buffered_budget_bytes: usize,
+    /// How long a new connection may take to finish its request or WebSocket upgrade (the TLS
+    /// handshake included) before it is dropped.
+    #[arg(long, default_value_t = 5_000)]
+    pub(crate) handshake_timeout_ms: u64,
     /// How long a close (the `close` command, SIGINT, SIGTERM) may take before the connections
     /// still open are dropped.
     #[arg(long, default_value_t = 10_000)]
@@ -167,7 +171,8 @@ impl ServeArgs {
     /// The TLS certificate or key cannot be read or used.
     pub(crate) fn transport_config(&self) -> Result<TransportConfig, String> {
         let mut config = TransportConfig::default()
-            .shutdown_grace(Duration::from_millis(self.shutdown_grace_ms));
+            .shutdown_grace(Duration::from_millis(self.shutdown_grace_ms))
+            .handshake_timeout(Duration::from_millis(self.handshake_timeout_ms.max(1)));
         if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
             let tls = ServerTls::from_pem_files(cert, key).map_err(|error| {
                 format!(

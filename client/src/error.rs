@@ -87,6 +87,13 @@ pub enum ClientFailure {
         /// The reason the server sent with it.
         reason: String,
     },
+    /// TLS failed on a `wss://` URL: the server's certificate is not trusted or does not name
+    /// the host, the server does not speak TLS, or the trust store could not be loaded.
+    #[error("TLS failed: {message}")]
+    Tls {
+        /// What went wrong.
+        message: String,
+    },
     /// The server did not answer within the client's timeout (opening the connection included).
     #[error("the server did not answer in time")]
     Timeout,
@@ -112,6 +119,14 @@ impl ClientFailure {
 
     /// What an I/O error while opening the connection means: a timeout, or a failed connect.
     pub(crate) fn opening_io(error: &io::Error) -> Self {
+        if let Some(tls) = error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return Self::Tls {
+                message: tls.to_string(),
+            };
+        }
         match error.kind() {
             io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Self::Timeout,
             kind => Self::Connect {

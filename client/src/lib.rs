@@ -64,6 +64,7 @@ mod error;
 mod options;
 mod read;
 mod target;
+mod tls;
 mod wait;
 
 #[cfg(feature = "smol")]
@@ -71,3 +72,4 @@ pub use asynchronous::AsyncClient;
 pub use blocking::Client;
 pub use error::ClientFailure;
 pub use options::{ClientOptions, DEFAULT_CLIENT_TIMEOUT};
+pub use tls::ClientTls;

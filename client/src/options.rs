@@ -1,5 +1,6 @@
 //! [`ClientOptions`]: how a client is set up.
 
+use crate::ClientTls;
 use krmx_core::ClientConfig;
 use std::time::Duration;
 
@@ -34,6 +35,7 @@ const MIN_CLIENT_TIMEOUT: Duration = Duration::from_millis(1);
 pub struct ClientOptions {
     config: ClientConfig,
     timeout: Duration,
+    tls: ClientTls,
 }
 
 impl Default for ClientOptions {
@@ -41,6 +43,7 @@ impl Default for ClientOptions {
         Self {
             config: ClientConfig::default(),
             timeout: DEFAULT_CLIENT_TIMEOUT,
+            tls: ClientTls::default(),
         }
     }
 }
@@ -84,6 +87,24 @@ impl ClientOptions {
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout.max(MIN_CLIENT_TIMEOUT);
         self
+    }
+
+    /// Which servers `wss://` URLs trust (default: the platform's root certificates).
+    ///
+    /// ```
+    /// use krmx_client::{ClientOptions, ClientTls};
+    /// let options = ClientOptions::new().tls(ClientTls::platform_roots());
+    /// ```
+    #[must_use]
+    pub fn tls(mut self, tls: ClientTls) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// The TLS trust of `wss://` URLs.
+    #[must_use]
+    pub fn tls_value(&self) -> &ClientTls {
+        &self.tls
     }
 
     /// The core client's configuration.

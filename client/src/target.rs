@@ -12,15 +12,16 @@ pub(crate) struct Target {
     pub(crate) request: Request,
     /// The host, without the brackets of an IPv6 literal.
     pub(crate) host: String,
-    /// The port (80 when the URL names none).
+    /// The port (80, or 443 for `wss://`, when the URL names none).
     pub(crate) port: u16,
+    /// A `wss://` URL: TLS first.
+    pub(crate) tls: bool,
 }
 
 /// The target of `url`.
 ///
 /// # Errors
-/// [`ClientFailure::InvalidUrl`]: the URL is not a `ws://` URL with a host (`wss://` needs TLS,
-/// which is not built in).
+/// [`ClientFailure::InvalidUrl`]: the URL is not a `ws://` or `wss://` URL with a host.
 pub(crate) fn target(url: &str) -> Result<Target, ClientFailure> {
     let invalid = |problem: String| ClientFailure::InvalidUrl {
         url: url.to_owned(),
@@ -29,11 +30,11 @@ pub(crate) fn target(url: &str) -> Result<Target, ClientFailure> {
     let request = url
         .into_client_request()
         .map_err(|error| invalid(error.to_string()))?;
-    match uri_mode(request.uri()) {
-        Ok(Mode::Plain) => {}
-        Ok(Mode::Tls) => return Err(invalid("wss:// needs TLS, which is not built in".into())),
+    let tls = match uri_mode(request.uri()) {
+        Ok(Mode::Plain) => false,
+        Ok(Mode::Tls) => true,
         Err(error) => return Err(invalid(error.to_string())),
-    }
+    };
     let uri = request.uri();
     let host = uri
         .host()
@@ -44,6 +45,7 @@ pub(crate) fn target(url: &str) -> Result<Target, ClientFailure> {
         .rsplit_once('@')
         .map_or(authority, |(_, rest)| rest);
     let port = match host_and_port.strip_prefix(host).unwrap_or("") {
+        "" | ":" if tls => 443,
         "" | ":" => 80,
         port => port
             .strip_prefix(':')
@@ -60,6 +62,7 @@ pub(crate) fn target(url: &str) -> Result<Target, ClientFailure> {
         request,
         host,
         port,
+        tls,
     })
 }
 
@@ -94,7 +97,6 @@ mod tests {
     #[test]
     fn urls_that_cannot_be_opened_are_invalid_with_the_url() {
         for url in [
-            "wss://example.com",
             "http://example.com",
             "not a url",
             "ws://127.0.0.1:118082",
@@ -111,9 +113,16 @@ mod tests {
                 other => panic!("{url}: {other:?}"),
             }
         }
-        let Err(ClientFailure::InvalidUrl { problem, .. }) = target("wss://example.com") else {
-            panic!("wss is refused");
-        };
-        assert!(problem.contains("TLS"), "{problem}");
+    }
+
+    #[test]
+    fn wss_urls_speak_tls_on_443_unless_a_port_is_given() {
+        let secure = target("wss://example.com/lobby").unwrap();
+        assert!(secure.tls);
+        assert_eq!((secure.host.as_str(), secure.port), ("example.com", 443));
+        let given = target("wss://127.0.0.1:8443").unwrap();
+        assert!(given.tls);
+        assert_eq!(given.port, 8443);
+        assert!(!target("ws://example.com").unwrap().tls);
     }
 }

@@ -29,6 +29,7 @@ pub mod server;
 mod server_mio;
 mod server_smol;
 pub mod simulation;
+pub mod tls;
 
 pub use client::{Client, Incoming, RawConnection};
 pub use server::{Command, Hook, RunningServer, ServerEvent, Setup, Transport};

@@ -6,10 +6,11 @@
 //! answers a command expects.
 
 mod socket;
+mod stream;
 
 use crate::read::{Read, read};
 use crate::wait::Wait;
-use crate::{ClientFailure, ClientOptions};
+use crate::{ClientFailure, ClientOptions, ClientTls};
 use krmx_core::{
     ClientEvent, ClientInput, ClientOutput, ClientStatus, ClientUser, KrmxClient, Message,
 };
@@ -76,6 +77,7 @@ pub struct AsyncClient {
     core: KrmxClient,
     url: String,
     timeout: Duration,
+    tls: ClientTls,
     ws: Option<Ws>,
     events: VecDeque<ClientEvent>,
     /// Why the last connection attempt failed, until [`reconnect`](Self::reconnect) returns it.
@@ -132,6 +134,7 @@ impl AsyncClient {
             core: KrmxClient::new(options.config_value().clone()),
             url: url.to_owned(),
             timeout: options.timeout_value(),
+            tls: options.tls_value().clone(),
             ws: None,
             events: VecDeque::new(),
             connect_error: None,
@@ -481,7 +484,7 @@ impl AsyncClient {
             match output {
                 ClientOutput::Connect { url } => {
                     self.ending = None;
-                    match socket::open(&url, deadline).await {
+                    match socket::open(&url, deadline, &self.tls).await {
                         Ok(ws) => {
                             self.ws = Some(ws);
                             self.report(ClientInput::ConnectionOpened);

@@ -1,7 +1,9 @@
 //! Opening and closing the client's WebSocket on smol, and the deadline every wait is bound by.
 
-use crate::ClientFailure;
+use super::stream::Transport;
 use crate::target::target;
+use crate::tls::server_name;
+use crate::{ClientFailure, ClientTls};
 use async_tungstenite::WebSocketStream;
 use smol::Timer;
 use smol::net::TcpStream;
@@ -10,7 +12,7 @@ use std::future::Future;
 use std::time::Instant;
 
 /// The client's WebSocket.
-pub(super) type Ws = WebSocketStream<TcpStream>;
+pub(super) type Ws = WebSocketStream<Transport>;
 
 /// `future`'s output, or `None` when `deadline` passes first (a future that is ready at once
 /// wins even past the deadline). No deadline: no limit.
@@ -28,8 +30,13 @@ pub(super) async fn within<T>(
     .await
 }
 
-/// Connects to `url` and runs the WebSocket handshake, both before `deadline`.
-pub(super) async fn open(url: &str, deadline: Option<Instant>) -> Result<Ws, ClientFailure> {
+/// Connects to `url` and runs the TLS (for `wss://`) and WebSocket handshakes, all before
+/// `deadline`.
+pub(super) async fn open(
+    url: &str,
+    deadline: Option<Instant>,
+    tls: &ClientTls,
+) -> Result<Ws, ClientFailure> {
     let target = target(url)?;
     let opening = async {
         let connected = TcpStream::connect((target.host.as_str(), target.port)).await;
@@ -37,6 +44,16 @@ pub(super) async fn open(url: &str, deadline: Option<Instant>) -> Result<Ws, Cli
         stream
             .set_nodelay(true)
             .map_err(|error| ClientFailure::opening_io(&error))?;
+        let stream = if target.tls {
+            let connector = futures_rustls::TlsConnector::from(tls.config()?);
+            let secured = connector
+                .connect(server_name(&target.host)?, stream)
+                .await
+                .map_err(|error| ClientFailure::opening_io(&error))?;
+            Transport::Tls(Box::new(secured))
+        } else {
+            Transport::Plain(stream)
+        };
         let (ws, _response) = async_tungstenite::client_async(target.request, stream)
             .await
             .map_err(ClientFailure::handshake)?;

@@ -6,16 +6,17 @@
 //! answers a command expects.
 
 mod socket;
+mod stream;
 
 use crate::read::{Read, read};
 use crate::wait::Wait;
-use crate::{ClientFailure, ClientOptions};
+use crate::{ClientFailure, ClientOptions, ClientTls};
 use krmx_core::{
     ClientEvent, ClientInput, ClientOutput, ClientStatus, ClientUser, KrmxClient, Message,
 };
 use std::collections::VecDeque;
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
+use stream::Transport;
 use tungstenite::WebSocket;
 
 /// A blocking Krmx client: connect to a `ws://` URL, link to a user, send and receive messages,
@@ -70,7 +71,8 @@ pub struct Client {
     core: KrmxClient,
     url: String,
     timeout: Duration,
-    ws: Option<WebSocket<TcpStream>>,
+    ws: Option<WebSocket<Transport>>,
+    tls: ClientTls,
     events: VecDeque<ClientEvent>,
     /// Why the last connection attempt failed, until [`reconnect`](Self::reconnect) returns it.
     connect_error: Option<ClientFailure>,
@@ -124,6 +126,7 @@ impl Client {
             url: url.to_owned(),
             timeout: options.timeout_value(),
             ws: None,
+            tls: options.tls_value().clone(),
             events: VecDeque::new(),
             connect_error: None,
             ending: None,
@@ -397,7 +400,7 @@ impl Client {
             }
             None => None,
         };
-        let got = match ws.get_mut().set_read_timeout(timeout) {
+        let got = match ws.get_mut().tcp().set_read_timeout(timeout) {
             Ok(()) => read(ws.read()),
             // The timeout is never zero: a socket that cannot take it is broken.
             Err(error) => {
@@ -451,7 +454,7 @@ impl Client {
             match output {
                 ClientOutput::Connect { url } => {
                     self.ending = None;
-                    match socket::open(&url, self.timeout) {
+                    match socket::open(&url, self.timeout, &self.tls) {
                         Ok(ws) => {
                             self.ws = Some(ws);
                             self.report(ClientInput::ConnectionOpened);

@@ -1,16 +1,22 @@
-//! Opening and closing the client's blocking WebSocket: TCP with a connect timeout, then
-//! tungstenite's client handshake.
+//! Opening and closing the client's blocking WebSocket: TCP with a connect timeout, TLS for
+//! `wss://`, then tungstenite's client handshake.
 
-use crate::ClientFailure;
+use super::stream::Transport;
 use crate::target::target;
+use crate::tls::server_name;
+use crate::{ClientFailure, ClientTls};
 use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 use tungstenite::{HandshakeError, WebSocket};
 
-/// Connects to `url` and runs the WebSocket handshake, each step within `timeout`. The stream
-/// keeps `timeout` as its write timeout; reads set their own.
-pub(super) fn open(url: &str, timeout: Duration) -> Result<WebSocket<TcpStream>, ClientFailure> {
+/// Connects to `url` and runs the TLS (for `wss://`) and WebSocket handshakes, each step within
+/// `timeout`. The stream keeps `timeout` as its write timeout; reads set their own.
+pub(super) fn open(
+    url: &str,
+    timeout: Duration,
+    tls: &ClientTls,
+) -> Result<WebSocket<Transport>, ClientFailure> {
     let target = target(url)?;
     let stream = connect_tcp(&target.host, target.port, timeout)
         .map_err(|error| ClientFailure::opening_io(&error))?;
@@ -19,6 +25,16 @@ pub(super) fn open(url: &str, timeout: Duration) -> Result<WebSocket<TcpStream>,
         .and_then(|()| stream.set_read_timeout(Some(timeout)))
         .and_then(|()| stream.set_write_timeout(Some(timeout)));
     configured.map_err(|error| ClientFailure::opening_io(&error))?;
+    let stream = if target.tls {
+        let session = rustls::ClientConnection::new(tls.config()?, server_name(&target.host)?)
+            .map_err(|error| ClientFailure::Tls {
+                message: error.to_string(),
+            })?;
+        // The TLS handshake runs with the WebSocket handshake's first write.
+        Transport::Tls(Box::new(rustls::StreamOwned::new(session, stream)))
+    } else {
+        Transport::Plain(stream)
+    };
     match tungstenite::client::client(target.request, stream) {
         Ok((ws, _response)) => Ok(ws),
         Err(HandshakeError::Failure(error)) => Err(ClientFailure::handshake(error)),
@@ -43,14 +59,16 @@ fn connect_tcp(host: &str, port: u16, timeout: Duration) -> io::Result<TcpStream
 
 /// Sends a close frame and reads until the server closes too, at most `timeout`; the socket is
 /// dropped either way.
-pub(super) fn close(mut ws: WebSocket<TcpStream>, timeout: Duration) {
+pub(super) fn close(mut ws: WebSocket<Transport>, timeout: Duration) {
     if ws.close(None).is_err() {
         return;
     }
     let deadline = Instant::now().checked_add(timeout);
     loop {
         let left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
-        if left.is_some_and(|left| left.is_zero()) || ws.get_mut().set_read_timeout(left).is_err() {
+        if left.is_some_and(|left| left.is_zero())
+            || ws.get_mut().tcp().set_read_timeout(left).is_err()
+        {
             return;
         }
         match ws.read() {
