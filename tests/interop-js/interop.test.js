@@ -593,6 +593,49 @@ describe('krmx serve relay keeps a top-level metadata field', () => {
   });
 });
 
+// wss://: the runner (tests/tests/interop_js.rs) makes a certificate authority and a server
+// certificate for localhost at test time, passes their files in KRMX_TLS_CERT and KRMX_TLS_KEY,
+// and has node trust the authority through NODE_EXTRA_CA_CERTS. Missing, the test fails.
+describe('krmx serve over wss:// (--tls-cert, --tls-key)', () => {
+  it('links two published clients over TLS: presence, relay and an unlink', {
+    todo: IS_REFERENCE ? 'the reference has no TLS of its own' : false,
+  }, async () => {
+    const cert = process.env.KRMX_TLS_CERT;
+    const key = process.env.KRMX_TLS_KEY;
+    assert.ok(cert && key && process.env.NODE_EXTRA_CA_CERTS,
+      'KRMX_TLS_CERT, KRMX_TLS_KEY and NODE_EXTRA_CA_CERTS must name the test certificate files');
+    const server = new ServerProcess(['--tls-cert', cert, '--tls-key', key]);
+    try {
+      await server.start();
+      const url = `wss://localhost:${server.port}/`;
+      const gus = peer('gus');
+      await gus.connect(url);
+      await withTimeout('gus to link over wss', gus.client.link('gus'));
+      await gus.expect([['accept'], ['join', 'gus'], ['link', 'gus']]);
+      const hal = peer('hal');
+      await hal.connect(url);
+      await withTimeout('hal to link over wss', hal.client.link('hal'));
+      await hal.expect([['accept'], ['join', 'gus'], ['link', 'gus'], ['join', 'hal'], ['link', 'hal']]);
+      await gus.expect([['join', 'hal'], ['link', 'hal']]);
+      const big = { type: 'doc/put', payload: 'z'.repeat(100000) };
+      const small = { type: 'chat/say', payload: 'over TLS ✓' };
+      gus.client.send(big);
+      gus.client.send(small);
+      await gus.expect([['message', big], ['message', small]]);
+      await hal.expect([['message', big], ['message', small]]);
+      await withTimeout('hal to disconnect', hal.client.disconnect(true));
+      await gus.expect([['unlink', 'hal']]);
+      assert.deepEqual(await server.users(), [
+        { username: 'gus', isLinked: true },
+        { username: 'hal', isLinked: false },
+      ]);
+      await withTimeout('gus to disconnect', gus.client.disconnect(true));
+    } finally {
+      server.kill();
+    }
+  });
+});
+
 describe('krmx serve lifecycle', () => {
   for (const signal of ['SIGTERM', 'SIGINT']) {
     it(`closes gracefully on ${signal}, exit code 0`, async () => {

@@ -11,6 +11,7 @@
 )]
 
 use krmx_tests::cli::{Finished, krmx_binary, run_with_timeout, workspace_root};
+use krmx_tests::tls::TestCerts;
 use std::fs::OpenOptions;
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
@@ -23,7 +24,7 @@ const TEST_FILE: &str = "interop.test.js";
 
 /// How many `it(` declarations [`TEST_FILE`] has (checked against the file, so that a test added
 /// or removed there fails here until [`EXPECTED_TESTS`] is counted again).
-const DECLARED: usize = 14;
+const DECLARED: usize = 15;
 
 /// How many tests node must report, all passed, from the [`DECLARED`] declarations: less the
 /// one that only reports missing packages (it runs only when they are missing), plus one, as
@@ -169,11 +170,16 @@ fn published_js_client_interoperates_with_krmx_serve_on(transport: &str) {
         !binary.display().to_string().contains(char::is_whitespace),
         "KRMX_SERVER_CMD is split on whitespace: {server_command}"
     );
+    // The wss:// test's certificates, made now; node trusts their authority.
+    let certs = TestCerts::generate();
     let run = run_with_timeout(
         Command::new("node")
             .args(["--test", "--test-reporter=tap"])
             .current_dir(&dir)
             .env("KRMX_SERVER_CMD", &server_command)
+            .env("KRMX_TLS_CERT", certs.cert_file())
+            .env("KRMX_TLS_KEY", certs.key_file())
+            .env("NODE_EXTRA_CA_CERTS", certs.ca_file())
             .env("KRMX_STARTUP_TIMEOUT_MS", "10000"),
         Duration::from_secs(180),
     );
