@@ -7,6 +7,7 @@
 #   bench/run.sh                 # every workload, 3 rounds
 #   ROUNDS=5 bench/run.sh relay  # some workloads only: link relay echo echo4 idle idle10k
 #   NODE=0 bench/run.sh          # without the Node reference (no npm needed)
+#   TLS=0 bench/run.sh           # without the wss:// rows (they need openssl for the certificate)
 #   BASELINE=/tmp/old/krmx NODE=0 BARE=0 bench/run.sh relay echo idle
 #                                # this build against another build of `krmx` (before/after a
 #                                # change), both transports, alternating round by round
@@ -21,6 +22,7 @@ ROUNDS="${ROUNDS:-3}"
 NODE="${NODE:-1}"
 BARE_PEERS="${BARE:-1}"
 BASELINE="${BASELINE:-}"
+TLS="${TLS:-1}"
 WORKLOADS=("$@")
 if [ ${#WORKLOADS[@]} -eq 0 ]; then
   WORKLOADS=(link relay echo echo4 idle idle10k)
@@ -45,6 +47,21 @@ if [ -n "$BASELINE" ]; then
   KRMX+=(--server "mio-baseline:$BASELINE serve --krmx-version 0.5"
     --server "smol-baseline:$BASELINE serve --transport smol --krmx-version 0.5")
 fi
+# The relay and echo workloads also run `krmx serve --tls-cert --tls-key` on both transports,
+# reached over wss:// (rows mio-tls and smol-tls): the cost of TLS. The certificate is a
+# self-signed one for localhost, made here.
+KRMX_TLS=()
+if [ "$TLS" = 1 ]; then
+  mkdir -p "$OUT/tls"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=localhost -addext subjectAltName=DNS:localhost \
+    -addext basicConstraints=critical,CA:FALSE \
+    -keyout "$OUT/tls/key.pem" -out "$OUT/tls/cert.pem" 2>/dev/null
+  CERT=(--tls-cert "$OUT/tls/cert.pem" --tls-key "$OUT/tls/key.pem")
+  KRMX_TLS=(--tls-ca "$OUT/tls/cert.pem"
+    --tls-server "mio-tls:target/release/krmx serve --krmx-version 0.5 ${CERT[*]}"
+    --tls-server "smol-tls:target/release/krmx serve --transport smol --krmx-version 0.5 ${CERT[*]}")
+fi
 BARE=()
 if [ "$BARE_PEERS" = 1 ]; then
   BARE=(--bare "bare-mio:target/release/krmx-bare --transport mio"
@@ -66,13 +83,13 @@ for workload in "${WORKLOADS[@]}"; do
     # 1000 linked clients, 10 senders of 300 messages each: 3 M deliveries (over a minute for
     # the Node reference per round, a second for ours).
     relay) run relay relay --clients 1000 --senders 10 --messages 300 --window 16 \
-      "${KRMX[@]}" "${NODE_REF[@]}" "${BARE[@]}" ;;
+      "${KRMX[@]}" "${KRMX_TLS[@]}" "${NODE_REF[@]}" "${BARE[@]}" ;;
     # One round trip outstanding per client: every message its own read and write.
     echo) run echo echo --clients 10 --round-trips 5000 --window 1 \
-      "${KRMX[@]}" "${NODE_REF[@]}" "${BARE[@]}" ;;
+      "${KRMX[@]}" "${KRMX_TLS[@]}" "${NODE_REF[@]}" "${BARE[@]}" ;;
     # Four outstanding per client (a client that does not wait for each answer).
     echo4) run echo4 echo --clients 10 --round-trips 10000 --window 4 \
-      "${KRMX[@]}" "${NODE_REF[@]}" "${BARE[@]}" ;;
+      "${KRMX[@]}" "${KRMX_TLS[@]}" "${NODE_REF[@]}" "${BARE[@]}" ;;
     # Memory is read 3 s after the last link: `krmx serve` trims its heap after 0.5 s quiet.
     idle) run idle idle --clients 1000 --hold-ms 3000 "${KRMX[@]}" "${NODE_REF[@]}" "${BARE[@]}" ;;
     idle10k)

@@ -3,10 +3,12 @@
 //! the same client through [`Outgoing`].
 
 use crate::wire::{self, Frame, Upgrade};
+use crate::wire_stream::WireStream;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What the workloads do with what the clients receive.
@@ -73,7 +75,7 @@ enum Phase {
 }
 
 struct Conn {
-    stream: TcpStream,
+    stream: WireStream,
     phase: Phase,
     /// Bytes read but not consumed yet (an incomplete frame or response head).
     partial: Vec<u8>,
@@ -106,6 +108,8 @@ pub(crate) struct Fleet {
     first_failure: Option<String>,
     /// Clients whose read budget ran out while still readable: read again next turn.
     again: Vec<usize>,
+    /// `wss://`: every client speaks TLS to `localhost` with this.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// The read buffer (grown for a message larger than this).
@@ -115,7 +119,11 @@ const SCRATCH: usize = 256 << 10;
 const READ_BUDGET: usize = 16;
 
 impl Fleet {
-    pub(crate) fn new(addr: SocketAddr, path: &str) -> io::Result<Self> {
+    pub(crate) fn new(
+        addr: SocketAddr,
+        path: &str,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> io::Result<Self> {
         Ok(Self {
             poll: Poll::new()?,
             events: Events::with_capacity(4096),
@@ -128,6 +136,7 @@ impl Fleet {
             census: Census::default(),
             first_failure: None,
             again: Vec::new(),
+            tls,
         })
     }
 
@@ -155,7 +164,7 @@ impl Fleet {
             Interest::READABLE | Interest::WRITABLE,
         )?;
         self.conns.push(Conn {
-            stream,
+            stream: WireStream::new(stream, self.tls.as_ref())?,
             phase: Phase::Connecting {
                 key: tungstenite::handshake::client::generate_key(),
             },
@@ -216,11 +225,11 @@ impl Fleet {
                 continue;
             };
             if let Phase::Connecting { key } = &conn.phase {
-                if let Ok(Some(error)) | Err(error) = conn.stream.take_error() {
+                if let Ok(Some(error)) | Err(error) = conn.stream.tcp().take_error() {
                     fail(conn, census, first_failure, format!("connect: {error}"));
                     continue;
                 }
-                match conn.stream.peer_addr() {
+                match conn.stream.tcp().peer_addr() {
                     Ok(_) => {
                         let key = key.clone();
                         conn.out = wire::upgrade_request(host, path, &key);
@@ -233,7 +242,7 @@ impl Fleet {
                     }
                 }
             }
-            if !conn.out.is_empty() {
+            if !conn.out.is_empty() || conn.stream.has_records() {
                 flush(conn, census, first_failure);
             }
             if event.is_readable() || event.is_read_closed() || event.is_error() {
@@ -260,7 +269,7 @@ fn fail(conn: &mut Conn, census: &mut Census, first: &mut Option<String>, why: S
     first.get_or_insert(why);
     conn.phase = Phase::Gone;
     // The server sees the end at once (the socket itself closes with the fleet).
-    let _ = conn.stream.shutdown(std::net::Shutdown::Both);
+    let _ = conn.stream.tcp().shutdown(std::net::Shutdown::Both);
     conn.out = Vec::new();
     conn.partial = Vec::new();
 }
@@ -278,7 +287,7 @@ fn write_out(conn: &mut Conn) -> io::Result<()> {
     }
     conn.out.clear();
     conn.written = 0;
-    Ok(())
+    conn.stream.flush_records()
 }
 
 fn flush(conn: &mut Conn, census: &mut Census, first: &mut Option<String>) {

@@ -22,6 +22,7 @@ mod report;
 mod server;
 mod stats;
 mod wire;
+mod wire_stream;
 mod workloads;
 
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -104,6 +105,10 @@ struct RunArgs {
     /// FLAGS'`.
     #[arg(long = "server", value_name = "[LABEL:]CMD")]
     servers: Vec<String>,
+    /// A Krmx server command serving TLS (`--tls-cert`, `--tls-key`), reached over `wss://`
+    /// with the `--tls-ca` roots, `[LABEL:]CMD`; repeatable.
+    #[arg(long = "tls-server", value_name = "[LABEL:]CMD", requires = "tls_ca")]
+    tls_servers: Vec<String>,
     /// A bare WebSocket relay/echo command (no Krmx: clients do not link), `[LABEL:]CMD`;
     /// repeatable.
     #[arg(long = "bare", value_name = "[LABEL:]CMD")]
@@ -138,6 +143,9 @@ struct RunArgs {
     /// command is a profiler wrapping the server, which must write its data).
     #[arg(long, default_value_t = 5)]
     stop_grace_secs: u64,
+    /// The roots (PEM) the clients of `--tls-server`s trust; they connect to `localhost`.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<std::path::PathBuf>,
     /// Pause between measurements, in milliseconds.
     #[arg(long, default_value_t = 500)]
     pause_ms: u64,
@@ -147,13 +155,16 @@ impl RunArgs {
     /// The targets in command-line order (`--server` and `--bare` interleaved as given).
     fn targets(&self, matches: &ArgMatches) -> Vec<Target> {
         let mut ordered: Vec<(usize, Target)> = Vec::new();
-        for (id, specs, bare) in [
-            ("servers", &self.servers, false),
-            ("bares", &self.bares, true),
+        for (id, specs, bare, tls) in [
+            ("servers", &self.servers, false, false),
+            ("tls_servers", &self.tls_servers, false, true),
+            ("bares", &self.bares, true, false),
         ] {
             let indices = matches.indices_of(id).into_iter().flatten();
             for (index, spec) in indices.zip(specs) {
-                ordered.push((index, Target::command(spec, bare)));
+                let mut target = Target::command(spec, bare);
+                target.tls = tls;
+                ordered.push((index, target));
             }
         }
         ordered.sort_by_key(|(index, _)| *index);
@@ -166,6 +177,7 @@ impl RunArgs {
                     pid: self.server_pid,
                 },
                 bare: false,
+                tls: false,
             });
         }
         // Labels must tell the servers apart.
@@ -181,15 +193,39 @@ impl RunArgs {
         targets
     }
 
-    fn common(&self) -> Common {
-        Common {
+    fn common(&self) -> Result<Common, String> {
+        let tls = match &self.tls_ca {
+            Some(path) => Some(tls_config(path)?),
+            None => None,
+        };
+        Ok(Common {
             version: self.version.clone(),
             in_flight: self.in_flight,
             links_in_flight: self.links_in_flight,
             phase_timeout: Duration::from_secs(self.phase_timeout_secs),
             stop_grace: Duration::from_secs(self.stop_grace_secs),
-        }
+            tls,
+        })
     }
+}
+
+/// A client configuration trusting the certificates in the PEM file at `path`.
+fn tls_config(path: &std::path::Path) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let pem = std::fs::read(path).map_err(|error| format!("{}: {error}", path.display()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|error| format!("{}: {error}", path.display()))?;
+        roots.add(cert).map_err(|error| error.to_string())?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| error.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(std::sync::Arc::new(config))
 }
 
 fn main() -> ExitCode {
@@ -254,10 +290,17 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let rounds = run.rounds.max(1);
+    let common = match run.common() {
+        Ok(common) => common,
+        Err(error) => {
+            eprintln!("krmx-load: --tls-ca: {error}");
+            return ExitCode::from(2);
+        }
+    };
     let series = report::compare(
         workload.as_ref(),
         &targets,
-        &run.common(),
+        &common,
         rounds,
         Duration::from_millis(run.pause_ms),
     );

@@ -102,6 +102,7 @@ fn measure(workload: &dyn Workload, target: &Target, common: &Common) -> Result<
     let env = Env {
         server: &server,
         bare: target.bare,
+        tls: target.tls,
         common,
     };
     let mut fleet = env.fleet()?;

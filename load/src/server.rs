@@ -15,6 +15,8 @@ pub(crate) struct Target {
     pub(crate) spec: Spec,
     /// Speaks bare WebSocket text (a relay or echo without Krmx): clients do not link.
     pub(crate) bare: bool,
+    /// Reached over TLS (`wss://`).
+    pub(crate) tls: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -48,6 +50,7 @@ impl Target {
             label,
             spec: Spec::Command(command),
             bare,
+            tls: false,
         }
     }
 

@@ -45,6 +45,8 @@ pub(crate) struct Common {
     pub(crate) phase_timeout: Duration,
     /// How long a server may take to exit after SIGTERM before it is killed.
     pub(crate) stop_grace: Duration,
+    /// `wss://`: the clients' TLS configuration.
+    pub(crate) tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 /// One measurement: the server, how to talk to it, and the shared settings.
@@ -52,6 +54,8 @@ pub(crate) struct Env<'a> {
     pub(crate) server: &'a Running,
     /// Bare WebSocket (no Krmx): clients do not link.
     pub(crate) bare: bool,
+    /// Reached over TLS with [`Common::tls`].
+    pub(crate) tls: bool,
     pub(crate) common: &'a Common,
 }
 
@@ -62,7 +66,11 @@ impl Env<'_> {
 
     /// A fleet aimed at the server.
     pub(crate) fn fleet(&self) -> std::io::Result<Fleet> {
-        Fleet::new(self.server.addr, &self.server.path)
+        Fleet::new(
+            self.server.addr,
+            &self.server.path,
+            self.common.tls.clone().filter(|_| self.tls),
+        )
     }
 }
 
