@@ -20,7 +20,8 @@ impl WireStream {
         let Some(config) = tls else {
             return Ok(Self::Plain(stream));
         };
-        let name = rustls::pki_types::ServerName::try_from("localhost").map_err(io::Error::other)?;
+        let name =
+            rustls::pki_types::ServerName::try_from("localhost").map_err(io::Error::other)?;
         let session =
             rustls::ClientConnection::new(Arc::clone(config), name).map_err(io::Error::other)?;
         Ok(Self::Tls(Box::new(TlsStream::new(stream, session))))

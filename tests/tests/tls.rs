@@ -282,3 +282,39 @@ on_every_transport!(
     broken_tls_handshakes_are_closed_with_a_log_line,
     tls_to_a_plain_port_is_closed_with_a_log_line,
 );
+
+/// A certificate that cannot be read or used stops `krmx serve` at start with exit code 1 and
+/// the reason; a certificate without its key is an invalid command line (exit code 2).
+#[test]
+fn unusable_certificates_stop_krmx_serve_at_start() {
+    let certs = TestCerts::generate();
+    let cert = certs.cert_file();
+    let key = certs.key_file();
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let missing = "/nonexistent/krmx-cert.pem";
+    for (args, needle) in [
+        (vec!["--tls-cert", missing, "--tls-key", key], "cannot read"),
+        (
+            vec!["--tls-cert", key, "--tls-key", key],
+            "no valid certificate",
+        ),
+        (
+            vec!["--tls-cert", cert, "--tls-key", cert],
+            "no valid private key",
+        ),
+    ] {
+        let mut all = vec!["serve", "--port", "0"];
+        all.extend(args);
+        let (status, stderr) = krmx_tests::cli::run_to_exit(&all);
+        assert_eq!(status.code(), Some(1), "{all:?}: {stderr}");
+        assert!(
+            stderr.starts_with("krmx: cannot use --tls-cert"),
+            "{stderr}"
+        );
+        assert!(stderr.contains(needle), "{all:?}: {stderr}");
+    }
+    let (status, stderr) =
+        krmx_tests::cli::run_to_exit(&["serve", "--port", "0", "--tls-cert", cert]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--tls-key"), "{stderr}");
+}

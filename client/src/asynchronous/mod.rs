@@ -19,8 +19,9 @@ use socket::{Ws, within};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// An async Krmx client on smol: connect to a `ws://` URL, link to a user, send and receive
-/// messages, and follow who joined, linked, unlinked and left. No tokio is involved.
+/// An async Krmx client on smol: connect to a `ws://` or `wss://` URL, link to a user, send
+/// and receive messages, and follow who joined, linked, unlinked and left. No tokio is
+/// involved.
 ///
 /// Every method finishes once its work is done: [`link`](Self::link) once the server accepted
 /// and listed the users up to the client's own (see there) or rejected,

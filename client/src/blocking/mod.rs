@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use stream::Transport;
 use tungstenite::WebSocket;
 
-/// A blocking Krmx client: connect to a `ws://` URL, link to a user, send and receive messages,
-/// and follow who joined, linked, unlinked and left.
+/// A blocking Krmx client: connect to a `ws://` or `wss://` URL, link to a user, send and
+/// receive messages, and follow who joined, linked, unlinked and left.
 ///
 /// Every method returns once its work is done: [`link`](Self::link) once the server accepted
 /// and listed the users up to the client's own (see there) or rejected, [`unlink`](Self::unlink)
