@@ -32,6 +32,7 @@ pub struct TransportConfig {
     pub(crate) shutdown_grace: Duration,
     pub(crate) allowed_origins: Option<Arc<AllowedOrigins>>,
     pub(crate) health_path: Option<String>,
+    pub(crate) metrics_path: Option<String>,
 }
 
 impl Default for TransportConfig {
@@ -43,6 +44,7 @@ impl Default for TransportConfig {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             allowed_origins: None,
             health_path: None,
+            metrics_path: None,
         }
     }
 }
@@ -105,12 +107,7 @@ impl TransportConfig {
     /// ```
     #[must_use]
     pub fn health_path(mut self, path: &str) -> Self {
-        let path = if path.starts_with('/') {
-            path.to_owned()
-        } else {
-            format!("/{path}")
-        };
-        self.health_path = Some(path);
+        self.health_path = Some(absolute(path));
         self
     }
 
@@ -118,6 +115,29 @@ impl TransportConfig {
     #[must_use]
     pub fn health_path_value(&self) -> Option<&str> {
         self.health_path.as_deref()
+    }
+
+    /// Answers plain HTTP `GET`/`HEAD` requests for `path` (for example `/metrics`) on the
+    /// WebSocket port with the server's [`Metrics`](crate::Metrics) in the OpenMetrics text
+    /// format (`Content-Type: application/openmetrics-text; version=1.0.0; charset=utf-8`),
+    /// which Prometheus scrapes. Off by default; any plain request that is not for an endpoint
+    /// that is on gets `404`. A missing leading `/` is added.
+    ///
+    /// ```
+    /// use krmx_driver::TransportConfig;
+    /// let config = TransportConfig::default().metrics_path("metrics");
+    /// assert_eq!(config.metrics_path_value(), Some("/metrics"));
+    /// ```
+    #[must_use]
+    pub fn metrics_path(mut self, path: &str) -> Self {
+        self.metrics_path = Some(absolute(path));
+        self
+    }
+
+    /// The metrics endpoint's path, if it is on.
+    #[must_use]
+    pub fn metrics_path_value(&self) -> Option<&str> {
+        self.metrics_path.as_deref()
     }
 
     /// The read buffer of each connection, in bytes (at least 256).
@@ -149,5 +169,14 @@ impl TransportConfig {
     #[must_use]
     pub fn read_buffer_bytes_value(&self) -> usize {
         self.read_buffer_bytes
+    }
+}
+
+/// `path` with a leading `/`.
+fn absolute(path: &str) -> String {
+    if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("/{path}")
     }
 }

@@ -27,8 +27,9 @@ mod server;
 mod stream;
 
 pub use krmx_driver::{
-    AllowedOrigins, AuthResponder, CommandError, Commands, DEFAULT_CLOSE_LINGER,
-    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READ_BUFFER_BYTES, Handle, Reply, TransportConfig,
+    AllowedOrigins, AuthResponder, CloseCount, Closer, CommandError, Commands,
+    DEFAULT_CLOSE_LINGER, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READ_BUFFER_BYTES, Handle, Metrics,
+    OPENMETRICS_CONTENT_TYPE, Reply, SlowConsumers, TransportConfig, TurnTimes,
 };
 pub use run::run;
 pub use server::Server;
