@@ -66,6 +66,11 @@ pub(crate) struct ServeArgs {
     /// port with the server's health as JSON. Off when not given.
     #[arg(long, value_name = "PATH")]
     pub(crate) health_path: Option<String>,
+    /// Answer plain HTTP GET/HEAD requests for PATH (for example `/metrics`) on the WebSocket
+    /// port with the server's metrics in the Prometheus/OpenMetrics text format. Off when not
+    /// given.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) metrics_path: Option<String>,
     /// Only users joined with the `join` command may link.
     #[arg(long)]
     pub(crate) no_new_users: bool,
@@ -159,6 +164,9 @@ impl ServeArgs {
             .shutdown_grace(Duration::from_millis(self.shutdown_grace_ms));
         if let Some(path) = &self.health_path {
             config = config.health_path(path);
+        }
+        if let Some(path) = &self.metrics_path {
+            config = config.metrics_path(path);
         }
         if self.allowed_origins.is_empty() {
             config
