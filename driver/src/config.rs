@@ -120,8 +120,9 @@ impl TransportConfig {
     /// Answers plain HTTP `GET`/`HEAD` requests for `path` (for example `/metrics`) on the
     /// WebSocket port with the server's [`Metrics`](crate::Metrics) in the OpenMetrics text
     /// format (`Content-Type: application/openmetrics-text; version=1.0.0; charset=utf-8`),
-    /// which Prometheus scrapes. Off by default; any plain request that is not for an endpoint
-    /// that is on gets `404`. A missing leading `/` is added.
+    /// which Prometheus scrapes; other methods get `405`. Off by default; any plain request that
+    /// is not for an endpoint that is on gets `404`. A missing leading `/` is added; on the
+    /// health endpoint's path, the health endpoint answers.
     ///
     /// ```
     /// use krmx_driver::TransportConfig;

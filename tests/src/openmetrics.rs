@@ -188,7 +188,7 @@ pub fn parse(text: &str) -> Result<Scrape, String> {
             return Err(at("bucket without le"));
         }
         if (family.kind == "counter" || suffix == "_count" || suffix == "_bucket")
-            && !(sample.value >= 0.0)
+            && (sample.value.is_nan() || sample.value < 0.0)
         {
             return Err(at("negative or NaN count"));
         }

@@ -608,6 +608,9 @@ impl Ledger {
     }
 }
 
+/// A sample's labels as written in a test.
+type Labels<'a> = &'a [(&'a str, &'a str)];
+
 /// Scrapes `/metrics` and parses the text strictly.
 fn scrape(addr: std::net::SocketAddr) -> krmx_tests::openmetrics::Scrape {
     let response = http_request(addr, "GET /metrics HTTP/1.1\r\nHost: krmx\r\n\r\n");
@@ -745,7 +748,7 @@ fn metrics_path_counts_a_scripted_session_exactly(transport: &str) {
     let scrape = scrape(server.addr());
     assert_eq!(sent.messages, 29 + 3 * MESSAGES, "the script's own count");
     assert_eq!(received.messages, 5 + MESSAGES, "the script's own count");
-    let exact: &[(&str, &[(&str, &str)], u64)] = &[
+    let exact: &[(&str, Labels, u64)] = &[
         ("krmx_server_info", &[("protocol_version", "0.6")], 1),
         ("krmx_streams_accepted_total", &[], 4 + 3),
         ("krmx_http_requests_total", &[("code", "200")], 1),
