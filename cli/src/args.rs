@@ -74,6 +74,11 @@ pub(crate) struct ServeArgs {
     /// The PEM private key (PKCS #8, PKCS #1 or SEC1) of `--tls-cert`. Needs `--tls-cert`.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub(crate) tls_key: Option<PathBuf>,
+    /// Answer plain HTTP GET/HEAD requests for PATH (for example `/metrics`) on the WebSocket
+    /// port with the server's metrics in the Prometheus/OpenMetrics text format. Off when not
+    /// given.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) metrics_path: Option<String>,
     /// Only users joined with the `join` command may link.
     #[arg(long)]
     pub(crate) no_new_users: bool,
@@ -185,6 +190,9 @@ impl ServeArgs {
         }
         if let Some(path) = &self.health_path {
             config = config.health_path(path);
+        }
+        if let Some(path) = &self.metrics_path {
+            config = config.metrics_path(path);
         }
         if !self.allowed_origins.is_empty() {
             config = config.allowed_origins(AllowedOrigins::new(&self.allowed_origins));

@@ -50,6 +50,7 @@
 
 mod client;
 mod config;
+mod counters;
 mod error;
 mod ids;
 mod input;
@@ -74,6 +75,7 @@ pub use config::{
     DEFAULT_PING_INTERVAL, DEFAULT_SOFT_BUFFERED_BYTES, DEFAULT_SOFT_BUFFERED_PERIOD,
     DEFAULT_WRITE_STALL_TIMEOUT, KrmxConfig, TOO_MANY_UNLINKED_REASON, UNLINKED_TIMEOUT_REASON,
 };
+pub use counters::{Counters, Rejection, Rejections};
 pub use error::Error;
 pub use ids::{AuthId, ConnectionId};
 pub use input::{AuthDecision, Frame, Input, Violation};

@@ -1,6 +1,7 @@
 //! [`Commands`]: the server as an application commands it, the same on every transport.
 
 use crate::driver::Driver;
+use crate::metrics::Metrics;
 use crate::stream::Stream;
 use krmx_core::{AuthDecision, AuthId, Error, Event, Input, Krmx, Message, Status, UserInfo};
 
@@ -34,6 +35,9 @@ pub trait Commands {
 
     /// The core, for queries.
     fn krmx(&self) -> &Krmx;
+
+    /// The server's figures for monitoring; see [`Driver::metrics`].
+    fn metrics(&self) -> Metrics;
 
     /// Joins an unlinked user.
     ///
@@ -128,5 +132,9 @@ impl<S: Stream> Commands for Driver<S> {
 
     fn krmx(&self) -> &Krmx {
         Driver::krmx(self)
+    }
+
+    fn metrics(&self) -> Metrics {
+        Driver::metrics(self)
     }
 }

@@ -33,6 +33,7 @@ pub struct TransportConfig {
     pub(crate) allowed_origins: Option<Arc<AllowedOrigins>>,
     pub(crate) health_path: Option<String>,
     pub(crate) tls: Option<ServerTls>,
+    pub(crate) metrics_path: Option<String>,
 }
 
 impl Default for TransportConfig {
@@ -45,6 +46,7 @@ impl Default for TransportConfig {
             allowed_origins: None,
             health_path: None,
             tls: None,
+            metrics_path: None,
         }
     }
 }
@@ -107,12 +109,7 @@ impl TransportConfig {
     /// ```
     #[must_use]
     pub fn health_path(mut self, path: &str) -> Self {
-        let path = if path.starts_with('/') {
-            path.to_owned()
-        } else {
-            format!("/{path}")
-        };
-        self.health_path = Some(path);
+        self.health_path = Some(absolute(path));
         self
     }
 
@@ -145,6 +142,30 @@ impl TransportConfig {
         self.tls.as_ref()
     }
 
+    /// Answers plain HTTP `GET`/`HEAD` requests for `path` (for example `/metrics`) on the
+    /// WebSocket port with the server's [`Metrics`](crate::Metrics) in the OpenMetrics text
+    /// format (`Content-Type: application/openmetrics-text; version=1.0.0; charset=utf-8`),
+    /// which Prometheus scrapes; other methods get `405`. Off by default; any plain request that
+    /// is not for an endpoint that is on gets `404`. A missing leading `/` is added; on the
+    /// health endpoint's path, the health endpoint answers.
+    ///
+    /// ```
+    /// use krmx_driver::TransportConfig;
+    /// let config = TransportConfig::default().metrics_path("metrics");
+    /// assert_eq!(config.metrics_path_value(), Some("/metrics"));
+    /// ```
+    #[must_use]
+    pub fn metrics_path(mut self, path: &str) -> Self {
+        self.metrics_path = Some(absolute(path));
+        self
+    }
+
+    /// The metrics endpoint's path, if it is on.
+    #[must_use]
+    pub fn metrics_path_value(&self) -> Option<&str> {
+        self.metrics_path.as_deref()
+    }
+
     /// The read buffer of each connection, in bytes (at least 256).
     #[must_use]
     pub fn read_buffer_bytes(mut self, bytes: usize) -> Self {
@@ -174,5 +195,14 @@ impl TransportConfig {
     #[must_use]
     pub fn read_buffer_bytes_value(&self) -> usize {
         self.read_buffer_bytes
+    }
+}
+
+/// `path` with a leading `/`.
+fn absolute(path: &str) -> String {
+    if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("/{path}")
     }
 }

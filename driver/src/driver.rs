@@ -9,10 +9,12 @@ use crate::handle::{Command, CommandError, Handle, Wake};
 use crate::handshake::{RequestCheck, TargetSlot};
 use crate::http;
 use crate::link::Link;
+use crate::metrics::{Closer, Metrics};
 use crate::outbox::Outbox;
 use crate::reading::{Step, step};
 use crate::socket::Socket;
 use crate::stream::Stream;
+use crate::tally::Tally;
 use crate::tls::{TlsStream, tls_failure};
 use krmx_core::{
     ConnectionId, Error, Event, Input, Krmx, KrmxConfig, Output, Status, Text, UserInfo, Violation,
@@ -172,6 +174,8 @@ pub struct Driver<S: Stream> {
     grace_deadline: Option<Instant>,
     /// When the driver was created (the health endpoint's uptime).
     started: Instant,
+    /// Running counts for [`metrics`](Self::metrics).
+    tally: Tally,
     /// The grace passed: the close is settled without pacing.
     settling: bool,
     /// Frames of the close still allowed in this turn (see [`CLOSE_TURN_FRAMES`]).
@@ -223,6 +227,7 @@ impl<S: Stream> Driver<S> {
             reading_before_timers: false,
             grace_deadline: None,
             started: now,
+            tally: Tally::default(),
             settling: false,
             close_turn_frames: CLOSE_TURN_FRAMES,
             events: VecDeque::new(),
@@ -331,6 +336,50 @@ impl<S: Stream> Driver<S> {
         self.buffered_total
     }
 
+    /// The pump is done with its turn and about to wait: `now` is its reading of the clock
+    /// then. The time since the turn began (the first `now` the pump handed the driver since
+    /// the last call) is recorded in [`Metrics::turns`]. The driver reads no clock of its own,
+    /// so only a pump that calls this has turn times.
+    pub fn end_turn(&mut self, now: Instant) {
+        self.tally.end_turn(now);
+    }
+
+    /// The server's figures now: what it holds and its running totals (see [`Metrics`]).
+    #[must_use]
+    pub fn metrics(&self) -> Metrics {
+        let (mut users, mut linked_users) = (0, 0);
+        for user in self.krmx.users() {
+            users += 1;
+            linked_users += u64::from(user.is_linked);
+        }
+        let counters = self.krmx.counters();
+        let tally = &self.tally;
+        Metrics {
+            status: self.krmx.status(),
+            protocol_version: self.config.served_version().to_string(),
+            uptime: self.now.saturating_duration_since(self.started),
+            streams_accepted: tally.streams_accepted,
+            http_requests: tally.http_requests(),
+            upgrades_failed: tally.upgrades_failed,
+            tls_handshakes_failed: tally.tls_handshakes_failed,
+            connections_accepted: counters.connections_accepted,
+            connections_open: self.krmx.connections().count() as u64,
+            users,
+            linked_users,
+            pending_auths: self.krmx.pending_auths() as u64,
+            messages_received: tally.messages_received,
+            messages_received_bytes: tally.messages_received_bytes,
+            messages_sent: tally.messages_sent,
+            messages_sent_bytes: tally.messages_sent_bytes,
+            buffered_bytes: self.buffered_total as u64,
+            links_accepted: counters.links_accepted,
+            rejections: counters.rejections.clone(),
+            closes: tally.closes(),
+            slow_consumers: tally.slow_consumers(),
+            turns: tally.turns(),
+        }
+    }
+
     /// Offers every queued byte to its socket now (what [`poll_event`](Self::poll_event) does
     /// before it returns `None`); a write that fails queues its events. For pumps whose
     /// application may not drain events before the next wait.
@@ -394,9 +443,11 @@ impl<S: Stream> Driver<S> {
                 if self.is_handshaking(key) {
                     if self.is_tls_handshaking(key) {
                         tracing::info!(slot = key.slot(), "TLS handshake timed out");
+                        self.tally.tls_handshakes_failed += 1;
                     } else {
                         tracing::debug!(slot = key.slot(), "handshake timed out");
                     }
+                    self.tally.upgrades_failed += 1;
                     self.release(key.slot());
                 }
             }
@@ -475,6 +526,7 @@ impl<S: Stream> Driver<S> {
         };
         let serial = self.next_serial;
         self.next_serial += 1;
+        self.tally.streams_accepted += 1;
         let key = ConnKey::new(serial, slot);
         if let Some(entry) = self.slots.get_mut(slot) {
             *entry = Some(Conn::new(
@@ -583,6 +635,7 @@ impl<S: Stream> Driver<S> {
             Err(HandshakeError::Failure(error)) => {
                 // A refused upgrade's response was written with the handshake's last step.
                 tracing::debug!(%error, "handshake failed");
+                self.tally.upgrades_failed += 1;
                 self.release(key.slot());
             }
         }
@@ -614,6 +667,7 @@ impl<S: Stream> Driver<S> {
             }
             Command::Users(reply) => drop(reply.try_send(Ok(self.users()))),
             Command::Status(reply) => drop(reply.try_send(Ok(self.status()))),
+            Command::Metrics(reply) => drop(reply.try_send(Ok(self.metrics()))),
             Command::Adopt {
                 stream,
                 already_read,
@@ -777,6 +831,7 @@ impl<S: Stream> Driver<S> {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(error) => {
                     if let Some(failure) = tls_failure(&error) {
+                        self.tally.tls_handshakes_failed += 1;
                         tracing::info!(
                             slot = key.slot(),
                             error = %failure,
@@ -794,6 +849,7 @@ impl<S: Stream> Driver<S> {
                 "a TLS handshake on a plain port (a wss:// or https:// client, but the server has \
                  no TLS certificate): closed"
             );
+            self.tally.tls_handshakes_failed += 1;
             return self.release(key.slot());
         }
         let request = match end {
@@ -820,43 +876,39 @@ impl<S: Stream> Driver<S> {
                 head_only,
             } => {
                 let response = self.answer(&method, &path);
+                self.tally.answered(response.status());
                 self.send_answer(key, socket, &response.to_bytes(head_only));
             }
             http::Request::Bad(response) => {
+                self.tally.answered(response.status());
                 self.send_answer(key, socket, &response.to_bytes(false));
             }
         }
     }
 
-    /// The response to a plain HTTP request: the health endpoint if it is on and asked for,
-    /// else a 404.
+    /// The response to a plain HTTP request: the health or metrics endpoint if it is on and
+    /// asked for, else a 404.
     fn answer(&self, method: &str, path: &str) -> http::Response {
-        let health = self.transport.health_path.as_deref();
-        if health == Some(path) {
-            if method != "GET" && method != "HEAD" {
-                return http::Response::get_only();
+        let health = self.transport.health_path.as_deref() == Some(path);
+        let metrics = self.transport.metrics_path.as_deref() == Some(path);
+        if !health && !metrics {
+            tracing::debug!(%method, %path, "plain request answered 404");
+            return http::Response::text(404, "404 not found: no Krmx endpoint at this path\n");
+        }
+        if method != "GET" && method != "HEAD" {
+            return http::Response::get_only();
+        }
+        let figures = self.metrics();
+        if health {
+            return http::Response::json(http::Health::of(&figures).to_json());
+        }
+        match figures.to_openmetrics() {
+            Ok(text) => http::Response::openmetrics(text),
+            Err(error) => {
+                // Writing to a String does not fail: a bug in the encoding, seen here.
+                tracing::error!(%error, "the metrics could not be encoded");
+                http::Response::text(500, "500 the metrics could not be encoded\n")
             }
-            return http::Response::json(self.health().to_json());
-        }
-        tracing::debug!(%method, %path, "plain request answered 404");
-        http::Response::text(404, "404 not found: no Krmx endpoint at this path\n")
-    }
-
-    /// The figures of the health endpoint, now.
-    fn health(&self) -> http::Health {
-        let users = self.krmx.users();
-        let (mut total, mut linked) = (0, 0);
-        for user in users {
-            total += 1;
-            linked += usize::from(user.is_linked);
-        }
-        http::Health {
-            status: self.krmx.status(),
-            users: total,
-            linked_users: linked,
-            connections: self.krmx.connections().count(),
-            version: self.config.served_version().to_string(),
-            uptime_ms: self.now.saturating_duration_since(self.started).as_millis(),
         }
     }
 
@@ -925,6 +977,9 @@ impl<S: Stream> Driver<S> {
             }
             match step {
                 Step::Input(input) => {
+                    if let Input::Frame { frame, .. } = &input {
+                        self.tally.received(frame.len());
+                    }
                     if matches!(input, Input::Pong { .. }) {
                         if let Some(conn) = self.conn_mut(key) {
                             conn.ping_due = None;
@@ -937,7 +992,8 @@ impl<S: Stream> Driver<S> {
                     self.wait_readable(key);
                     return;
                 }
-                Step::PeerClosed => {
+                Step::PeerClosed(code) => {
+                    self.tally.closed(Closer::Client, code);
                     self.peer_closed(key, id);
                     return;
                 }
@@ -1141,6 +1197,7 @@ impl<S: Stream> Driver<S> {
         conn.condemned = true;
         conn.check_at = None;
         let dropped = conn.outbox.drop_unstarted();
+        self.tally.slow_consumer(broken);
         tracing::info!(%id, ?broken, dropped, "slow consumer");
         self.settle(key.slot());
         self.slow.push(id);
@@ -1215,6 +1272,7 @@ impl<S: Stream> Driver<S> {
     /// [`read_before_timers`](Self::read_before_timers)). Every entry point starts here.
     fn advance_to(&mut self, now: Instant) {
         self.now = now;
+        self.tally.turn_at(now);
         self.read_before_timers();
     }
 
@@ -1420,6 +1478,7 @@ impl<S: Stream> Driver<S> {
         outbox.push_text_frame(text);
         let over = outbox.buffered() > hard;
         let write_now = outbox.is_batch_full() || over;
+        self.tally.sent(text.len());
         self.mark_dirty(key.slot());
         if write_now {
             self.write_slot(key.slot());
@@ -1440,6 +1499,7 @@ impl<S: Stream> Driver<S> {
             return;
         }
         outbox.push_close(code, reason);
+        self.tally.closed(Closer::Server, Some(code));
         self.linger(key);
     }
 

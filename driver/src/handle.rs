@@ -63,6 +63,7 @@ pub(crate) enum Command {
     },
     Users(Answer<Vec<UserInfo>>),
     Status(Answer<Status>),
+    Metrics(Answer<crate::Metrics>),
     Adopt {
         stream: TcpStream,
         already_read: Vec<u8>,
@@ -213,6 +214,13 @@ impl Handle {
     /// The server status.
     pub fn status(&self) -> Reply<Status> {
         self.request(Command::Status)
+    }
+
+    /// The server's figures for monitoring; render them with
+    /// [`Metrics::to_openmetrics`](crate::Metrics::to_openmetrics) to serve them from your own
+    /// HTTP server.
+    pub fn metrics(&self) -> Reply<crate::Metrics> {
+        self.request(Command::Metrics)
     }
 
     /// Hands over a connection accepted by the application's own HTTP server, with the bytes

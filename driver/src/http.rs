@@ -111,6 +111,21 @@ impl Response {
         }
     }
 
+    /// `200 OK` with the metrics in the OpenMetrics text format.
+    pub(crate) fn openmetrics(body: String) -> Self {
+        Self {
+            status: 200,
+            content_type: crate::OPENMETRICS_CONTENT_TYPE,
+            body,
+            allow: None,
+        }
+    }
+
+    /// The status code.
+    pub(crate) fn status(&self) -> u16 {
+        self.status
+    }
+
     /// `405 Method Not Allowed` for an endpoint that is read with GET or HEAD.
     pub(crate) fn get_only() -> Self {
         Self {
@@ -127,6 +142,7 @@ impl Response {
             404 => "Not Found",
             405 => "Method Not Allowed",
             431 => "Request Header Fields Too Large",
+            500 => "Internal Server Error",
             _ => "",
         };
         let allow = self
@@ -151,14 +167,26 @@ impl Response {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Health {
     pub(crate) status: Status,
-    pub(crate) users: usize,
-    pub(crate) linked_users: usize,
-    pub(crate) connections: usize,
+    pub(crate) users: u64,
+    pub(crate) linked_users: u64,
+    pub(crate) connections: u64,
     pub(crate) version: String,
     pub(crate) uptime_ms: u128,
 }
 
 impl Health {
+    /// The health figures of a metrics snapshot.
+    pub(crate) fn of(metrics: &crate::Metrics) -> Self {
+        Self {
+            status: metrics.status,
+            users: metrics.users,
+            linked_users: metrics.linked_users,
+            connections: metrics.connections_open,
+            version: metrics.protocol_version.clone(),
+            uptime_ms: metrics.uptime.as_millis(),
+        }
+    }
+
     /// The health document: `{"status":"listening","users":2,"linkedUsers":1,
     /// "connections":3,"protocolVersion":"0.6","uptimeSeconds":12.5}`.
     pub(crate) fn to_json(&self) -> String {

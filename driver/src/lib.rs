@@ -13,6 +13,11 @@
 //!   for readiness, commands and the deadline, and hands those facts to the driver.
 //!
 //! [`Handle`] and [`AuthResponder`] are the same on every runtime.
+//!
+//! Monitoring: [`Driver::metrics`] and [`Handle::metrics`] give a [`Metrics`] snapshot
+//! (connections, users, messages and bytes, links and rejections, closes, slow consumers, turn
+//! times), which [`Metrics::to_openmetrics`] renders for Prometheus; with
+//! [`TransportConfig::metrics_path`] the server answers scrapes on its own port.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -25,6 +30,8 @@ mod handle;
 mod handshake;
 mod http;
 mod link;
+mod metrics;
+mod openmetrics;
 mod origins;
 mod outbox;
 mod read_ahead;
@@ -32,6 +39,7 @@ mod reading;
 mod server_tls;
 mod socket;
 mod stream;
+mod tally;
 mod tls;
 
 pub use commands::Commands;
@@ -41,6 +49,9 @@ pub use config::{
 };
 pub use driver::{ConnKey, Driver, Io, Readiness, Refusal};
 pub use handle::{AuthResponder, CommandError, Handle, Reply, Wake};
+pub use metrics::{
+    CloseCount, Closer, Metrics, OPENMETRICS_CONTENT_TYPE, SlowConsumers, TurnTimes,
+};
 pub use origins::AllowedOrigins;
 pub use server_tls::{ServerTls, TlsError};
 pub use stream::Stream;

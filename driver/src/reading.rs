@@ -13,8 +13,8 @@ pub(crate) enum Step {
     Nothing,
     /// No complete message is available yet.
     WouldBlock,
-    /// The peer sent a close frame (tungstenite queued the reply).
-    PeerClosed,
+    /// The peer sent a close frame (tungstenite queued the reply), with its code if it had one.
+    PeerClosed(Option<u16>),
     /// The connection is broken or closed.
     Gone,
 }
@@ -27,7 +27,9 @@ pub(crate) fn step(read: Result<Message, Error>, conn: ConnectionId) -> Step {
         Ok(Message::Binary(bytes)) => Frame::Binary(bytes.to_vec()),
         Ok(Message::Pong(_)) => return Step::Input(Input::Pong { conn }),
         Ok(Message::Ping(_) | Message::Frame(_)) => return Step::Nothing,
-        Ok(Message::Close(_)) => return Step::PeerClosed,
+        Ok(Message::Close(frame)) => {
+            return Step::PeerClosed(frame.map(|frame| u16::from(frame.code)));
+        }
         Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => return Step::WouldBlock,
         Err(Error::Io(e)) if e.kind() == io::ErrorKind::Interrupted => return Step::Nothing,
         Err(Error::Utf8(_)) => return violation(conn, Violation::InvalidUtf8),

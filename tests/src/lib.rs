@@ -9,6 +9,7 @@
 //! - [`scenarios`] holds every scenario as a plain function taking the transport, so each
 //!   transport's test file runs all of them with one line per transport.
 //! - [`cli`] drives the `krmx` binary through stdin and stdout.
+//! - [`openmetrics`] parses a metrics scrape strictly.
 //! - [`rust_client`] runs the Rust client adapters (blocking and async) against `krmx serve`.
 #![allow(
     clippy::unwrap_used,
@@ -22,6 +23,7 @@ pub mod client;
 pub mod frames;
 pub mod hostile;
 pub mod msg;
+pub mod openmetrics;
 pub mod promptness;
 pub mod rust_client;
 pub mod scenarios;

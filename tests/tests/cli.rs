@@ -7,7 +7,7 @@
 )]
 
 use krmx_tests::cli::{CliServer, run_to_exit};
-use krmx_tests::msg::{joined, left, linked, rejected, unlinked};
+use krmx_tests::msg::{accepted, joined, left, linked, rejected, unlinked};
 use krmx_tests::{Client, TIMEOUT};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -583,6 +583,243 @@ fn plain_requests_get_a_clean_404_or_405(transport: &str) {
     }
 }
 
+/// What the clients of a script were sent: messages and their payload bytes.
+#[derive(Default)]
+struct Ledger {
+    messages: u64,
+    bytes: u64,
+}
+
+impl Ledger {
+    /// `client` receives exactly `expected`, counted.
+    fn expect(&mut self, client: &mut Client, expected: &[Value]) {
+        for value in expected {
+            client.expect_json(value);
+            self.messages += 1;
+            self.bytes += value.to_string().len() as u64;
+        }
+    }
+
+    /// `client` sends `value`, counted.
+    fn send(&mut self, client: &mut Client, value: &Value) {
+        client.send_json(value);
+        self.messages += 1;
+        self.bytes += value.to_string().len() as u64;
+    }
+}
+
+/// A sample's labels as written in a test.
+type Labels<'a> = &'a [(&'a str, &'a str)];
+
+/// Scrapes `/metrics` and parses the text strictly.
+fn scrape(addr: std::net::SocketAddr) -> krmx_tests::openmetrics::Scrape {
+    let response = http_request(addr, "GET /metrics HTTP/1.1\r\nHost: krmx\r\n\r\n");
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    assert!(
+        head.contains(
+            "\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\n"
+        ),
+        "{head}"
+    );
+    assert!(
+        head.contains(&format!("\r\nContent-Length: {}\r\n", body.len())),
+        "{head}"
+    );
+    krmx_tests::openmetrics::parse(body).unwrap_or_else(|error| panic!("{error}\n{body}"))
+}
+
+/// The value of a sample that must be there.
+fn sample(scrape: &krmx_tests::openmetrics::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    scrape
+        .value(name, labels)
+        .unwrap_or_else(|| panic!("no sample {name} {labels:?} in {scrape:#?}"))
+}
+
+fn metrics_path_counts_a_scripted_session_exactly(transport: &str) {
+    const MESSAGES: u64 = 7;
+    let mut server = CliServer::start(
+        transport,
+        &[
+            "--metrics-path",
+            "metrics",
+            "--relay",
+            "--reject",
+            "mallory=banned until 2031",
+            "--max-message-bytes",
+            "1024",
+        ],
+    );
+    let fresh = scrape(server.addr());
+    for name in [
+        "krmx_connections_accepted_total",
+        "krmx_connections_open",
+        "krmx_users",
+        "krmx_messages_received_total",
+        "krmx_messages_sent_total",
+        "krmx_links_accepted_total",
+    ] {
+        assert_eq!(sample(&fresh, name, &[]), 0.0, "{name}");
+    }
+    assert_eq!(sample(&fresh, "krmx_streams_accepted_total", &[]), 1.0);
+    assert_eq!(fresh.samples_of("krmx_http_requests"), []);
+
+    let (mut sent, mut received) = (Ledger::default(), Ledger::default());
+    let link_of = |name: &str| krmx_tests::msg::link(name, krmx_tests::VERSION, None);
+    let mut alice = Client::connect(server.addr());
+    received.send(&mut alice, &link_of("alice"));
+    sent.expect(&mut alice, &[accepted(), joined("alice"), linked("alice")]);
+    let mut bob = Client::connect(server.addr());
+    received.send(&mut bob, &link_of("bob"));
+    sent.expect(
+        &mut bob,
+        &[
+            accepted(),
+            joined("alice"),
+            linked("alice"),
+            joined("bob"),
+            linked("bob"),
+        ],
+    );
+    sent.expect(&mut alice, &[joined("bob"), linked("bob")]);
+    let mut carol = Client::connect(server.addr());
+    received.send(&mut carol, &link_of("carol"));
+    sent.expect(
+        &mut carol,
+        &[
+            accepted(),
+            joined("alice"),
+            linked("alice"),
+            joined("bob"),
+            linked("bob"),
+            joined("carol"),
+            linked("carol"),
+        ],
+    );
+    for client in [&mut alice, &mut bob] {
+        sent.expect(client, &[joined("carol"), linked("carol")]);
+    }
+    for name in ["alice", "bob", "carol"] {
+        server.expect_lines(&[
+            json!({"event": "authenticate", "username": name, "isNewUser": true}),
+            event("join", name),
+            event("link", name),
+        ]);
+    }
+    // mallory: rejected by the application, then rejected as unlinked, then closed 1009 for
+    // a message too large (not a message received).
+    let mut mallory = Client::connect(server.addr());
+    received.send(&mut mallory, &link_of("mallory"));
+    sent.expect(&mut mallory, &[rejected("banned until 2031")]);
+    server.expect(&json!({"event": "authenticate", "username": "mallory", "isNewUser": true}));
+    received.send(
+        &mut mallory,
+        &json!({"type": "chat/say", "payload": "psst"}),
+    );
+    sent.expect(&mut mallory, &[rejected("unlinked connection")]);
+    mallory.send_text(&"x".repeat(2000));
+    mallory.expect_close(1009);
+    // Relayed to the three linked users.
+    for seq in 0..MESSAGES {
+        let message = json!({"type": "chat/say", "payload": seq});
+        received.send(&mut alice, &message);
+        for client in [&mut alice, &mut bob, &mut carol] {
+            sent.expect(client, std::slice::from_ref(&message));
+        }
+        server.expect(&json!({"event": "message", "username": "alice", "message": message}));
+    }
+    // carol closes (1001, going away); bob is kicked (his connection stays open).
+    carol.send_raw(&krmx_tests::frames::close(1001));
+    server.expect(&event("unlink", "carol"));
+    for client in [&mut alice, &mut bob] {
+        sent.expect(client, &[unlinked("carol")]);
+    }
+    server.send_line("kick bob");
+    server.expect_lines(&[event("unlink", "bob"), event("leave", "bob"), ok("kick")]);
+    for client in [&mut alice, &mut bob] {
+        sent.expect(client, &[unlinked("bob"), left("bob")]);
+    }
+    let response = http_request(server.addr(), "GET /metricz HTTP/1.1\r\nHost: krmx\r\n\r\n");
+    assert!(
+        response.starts_with("HTTP/1.1 404 Not Found\r\n"),
+        "{response}"
+    );
+
+    let scrape = scrape(server.addr());
+    assert_eq!(sent.messages, 29 + 3 * MESSAGES, "the script's own count");
+    assert_eq!(received.messages, 5 + MESSAGES, "the script's own count");
+    let exact: &[(&str, Labels, u64)] = &[
+        ("krmx_server_info", &[("protocol_version", "0.6")], 1),
+        ("krmx_streams_accepted_total", &[], 4 + 3),
+        ("krmx_http_requests_total", &[("code", "200")], 1),
+        ("krmx_http_requests_total", &[("code", "404")], 1),
+        ("krmx_upgrades_failed_total", &[], 0),
+        ("krmx_connections_accepted_total", &[], 4),
+        ("krmx_connections_open", &[], 2),
+        ("krmx_users", &[], 2),
+        ("krmx_linked_users", &[], 1),
+        ("krmx_pending_authentications", &[], 0),
+        ("krmx_messages_received_total", &[], received.messages),
+        ("krmx_messages_received_bytes_total", &[], received.bytes),
+        ("krmx_messages_sent_total", &[], sent.messages),
+        ("krmx_messages_sent_bytes_total", &[], sent.bytes),
+        ("krmx_buffered_bytes", &[], 0),
+        ("krmx_links_accepted_total", &[], 3),
+        (
+            "krmx_closes_total",
+            &[("by", "server"), ("code", "1009")],
+            1,
+        ),
+        (
+            "krmx_closes_total",
+            &[("by", "client"), ("code", "1001")],
+            1,
+        ),
+    ];
+    for &(name, labels, value) in exact {
+        assert_eq!(
+            sample(&scrape, name, labels),
+            value as f64,
+            "{name} {labels:?}"
+        );
+    }
+    assert_eq!(scrape.samples_of("krmx_http_requests").len(), 2);
+    assert_eq!(scrape.samples_of("krmx_closes").len(), 2);
+    let rejected_by: Vec<(String, f64)> = scrape.samples_of("krmx_links_rejected");
+    assert_eq!(rejected_by.len(), 11, "every reason, counted or not");
+    for (labels, value) in rejected_by {
+        let expected = match labels.as_str() {
+            "reason=rejected by the application" | "reason=unlinked connection" => 1.0,
+            _ => 0.0,
+        };
+        assert_eq!(value, expected, "{labels}");
+    }
+    assert_eq!(
+        scrape.samples_of("krmx_slow_consumer_closes"),
+        ["hard", "soft", "stall", "budget"].map(|limit| (format!("limit={limit}"), 0.0))
+    );
+    assert!(sample(&scrape, "krmx_turn_duration_seconds_count", &[]) > 0.0);
+    assert!(sample(&scrape, "krmx_uptime_seconds", &[]) > 0.0);
+    let family = scrape.family("krmx_messages_sent_bytes").unwrap();
+    assert_eq!(
+        (family.kind.as_str(), family.unit.as_deref()),
+        ("counter", Some("bytes"))
+    );
+
+    // GET and HEAD only; other paths are 404 as before.
+    let post = "POST /metrics HTTP/1.1\r\nHost: krmx\r\nContent-Length: 0\r\n\r\n";
+    let response = http_request(server.addr(), post);
+    assert!(response.starts_with("HTTP/1.1 405 "), "{response}");
+    let response = http_request(
+        server.addr(),
+        "HEAD /metrics HTTP/1.1\r\nHost: krmx\r\n\r\n",
+    );
+    assert!(
+        response.starts_with("HTTP/1.1 200 OK\r\n") && response.ends_with("\r\n\r\n"),
+        "{response}"
+    );
+}
+
 fn protocol_options_shape_the_server(transport: &str) {
     let mut server = CliServer::start(
         transport,
@@ -721,6 +958,7 @@ on_every_transport!(
     allow_origin_refuses_other_browser_pages_with_403,
     health_path_answers_with_the_figures_of_users_while_1000_clients_are_linked,
     plain_requests_get_a_clean_404_or_405,
+    metrics_path_counts_a_scripted_session_exactly,
     protocol_options_shape_the_server,
     ping_interval_option_terminates_silent_clients,
     close_command_closes_gracefully_and_exits_0,

@@ -195,9 +195,19 @@ fn health_answers_over_https(transport: &str) {
 /// on serving: checked after each case, five rounds over.
 fn broken_tls_handshakes_are_closed_with_a_log_line(transport: &str) {
     let certs = TestCerts::generate();
-    let server = tls_server(transport, &certs, &["--handshake-timeout-ms", "300"]);
+    let server = tls_server(
+        transport,
+        &certs,
+        &[
+            "--handshake-timeout-ms",
+            "300",
+            "--metrics-path",
+            "/metrics",
+        ],
+    );
     let url = wss_url(&server);
-    for round in 1..=5 {
+    const ROUNDS: usize = 5;
+    for round in 1..=ROUNDS {
         // A plain WebSocket client on the TLS port.
         assert!(
             Client::try_connect(server.addr(), "/").is_err(),
@@ -238,6 +248,20 @@ fn broken_tls_handshakes_are_closed_with_a_log_line(transport: &str) {
             .collect();
         let _good: Blocking = linked_over_tls(&certs, &url, &names[round - 1], &roster);
     }
+    // The metrics, over https, count each failed handshake once: three failed and two timed
+    // out per round.
+    let response = certs.https_request(
+        server.addr(),
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    );
+    let body = response.split_once("\r\n\r\n").unwrap().1;
+    let scrape = krmx_tests::openmetrics::parse(body).unwrap();
+    let failed = scrape.value("krmx_tls_handshakes_failed_total", &[]);
+    assert_eq!(failed, Some((ROUNDS * 5) as f64), "{body}");
+    assert_eq!(
+        scrape.value("krmx_links_accepted_total", &[]),
+        Some(ROUNDS as f64)
+    );
 }
 
 /// A `wss://` client to a server without TLS: the client fails with a TLS error, the server

@@ -27,9 +27,10 @@ mod server;
 mod stream;
 
 pub use krmx_driver::{
-    AllowedOrigins, AuthResponder, CommandError, Commands, DEFAULT_CLOSE_LINGER,
-    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READ_BUFFER_BYTES, Handle, Reply, ServerTls, TlsError,
-    TransportConfig, rustls,
+    AllowedOrigins, AuthResponder, CloseCount, Closer, CommandError, Commands,
+    DEFAULT_CLOSE_LINGER, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READ_BUFFER_BYTES, Handle, Metrics,
+    OPENMETRICS_CONTENT_TYPE, Reply, ServerTls, SlowConsumers, TlsError, TransportConfig,
+    TurnTimes, rustls,
 };
 pub use run::run;
 pub use server::Server;

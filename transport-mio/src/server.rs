@@ -186,6 +186,7 @@ impl Server {
         self.run_io();
         self.turn_now = None;
         let now = Instant::now();
+        self.driver.end_turn(now);
         if self.driver.has_pending() {
             return Some(Duration::ZERO);
         }

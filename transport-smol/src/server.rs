@@ -238,6 +238,8 @@ impl Server {
         self.driver.flush();
         self.run_io();
         self.run_tasks();
+        // The turn ends here (the application's handling of its events included): timed.
+        self.driver.end_turn(Instant::now());
         let idle = self.reports.is_empty()
             && self.accepted.is_empty()
             && self.commands_sent.is_empty()

@@ -239,6 +239,28 @@ fn handle_commands_from_another_thread_get_the_core_results() {
 }
 
 #[test]
+fn handle_metrics_gives_the_figures_and_their_openmetrics_text() {
+    smol::block_on(async {
+        let server = start(KrmxConfig::default()).await;
+        let mut client = server.client().await;
+        client.link("alice", None).await;
+        assert_eq!(client.kind().await, "krmx/accepted");
+        assert_eq!(client.kind().await, "krmx/joined");
+        assert_eq!(client.kind().await, "krmx/linked");
+        let metrics = server.handle.metrics().await.expect("metrics");
+        assert_eq!(metrics.connections_open, 1);
+        assert_eq!((metrics.users, metrics.linked_users), (1, 1));
+        assert_eq!(metrics.links_accepted, 1);
+        assert_eq!(metrics.messages_received, 1);
+        assert_eq!(metrics.messages_sent, 3);
+        assert!(metrics.turns.count > 0, "the pump times its turns");
+        let text = metrics.to_openmetrics().expect("the text");
+        assert!(text.contains("\nkrmx_linked_users 1\n"), "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    });
+}
+
+#[test]
 fn close_sends_left_and_a_close_frame_then_ends_the_stream_and_the_driver() {
     smol::block_on(async {
         let mut server = start(KrmxConfig::default()).await;

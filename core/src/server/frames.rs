@@ -3,7 +3,7 @@
 use super::Krmx;
 use super::connection::LinkState;
 use crate::wire::{self, LEAVE, LINK, UNLINK};
-use crate::{CloseCode, ConnectionId, Event, Frame, Message, Username, Violation};
+use crate::{CloseCode, ConnectionId, Event, Frame, Message, Rejection, Username, Violation};
 use std::time::Instant;
 
 impl Krmx {
@@ -70,10 +70,10 @@ impl Krmx {
                 self.unlink(now, &username);
             }
             (_, Some(message)) if message.kind() == LINK => self.request_link(now, conn, &message),
-            (_, Some(_)) => self.reject(conn, "unlinked connection"),
+            (_, Some(_)) => self.reject(conn, Rejection::UnlinkedConnection, "unlinked connection"),
             (_, None) => {
                 tracing::debug!(%conn, "invalid message from an unlinked connection");
-                self.reject(conn, "invalid message");
+                self.reject(conn, Rejection::InvalidMessage, "invalid message");
             }
         }
     }
@@ -97,9 +97,10 @@ impl Krmx {
         }
     }
 
-    /// Answers `krmx/rejected` with `reason`.
-    pub(super) fn reject(&mut self, conn: ConnectionId, reason: &str) {
+    /// Answers `krmx/rejected` with `reason`, counted as `kind`.
+    pub(super) fn reject(&mut self, conn: ConnectionId, kind: Rejection, reason: &str) {
         tracing::debug!(%conn, reason, "rejected");
+        self.counters.rejected(kind);
         self.send(conn, wire::rejected(reason));
     }
 }

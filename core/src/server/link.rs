@@ -4,7 +4,7 @@ use super::connection::LinkState;
 use super::{Krmx, PendingAuth};
 use crate::timers::Timer;
 use crate::wire::{self, LinkRequest};
-use crate::{AuthDecision, AuthId, AuthMode, ConnectionId, Event, Message, Username};
+use crate::{AuthDecision, AuthId, AuthMode, ConnectionId, Event, Message, Rejection, Username};
 use std::time::Instant;
 
 /// Rejection reason: the application's error had no message.
@@ -19,21 +19,21 @@ impl Krmx {
     /// authentication or the link itself.
     pub(super) fn request_link(&mut self, now: Instant, conn: ConnectionId, message: &Message) {
         let Some(request) = LinkRequest::from_message(message) else {
-            return self.reject(conn, "invalid link request");
+            return self.reject(conn, Rejection::InvalidLinkRequest, "invalid link request");
         };
         if !self.config.version.accepts(&request.version) {
             let reason = self.config.version.mismatch_reason(&request.version);
-            return self.reject(conn, &reason);
+            return self.reject(conn, Rejection::VersionMismatch, &reason);
         }
         if !self.config.username_rule.accepts(&request.username) {
-            return self.reject(conn, "invalid username");
+            return self.reject(conn, Rejection::InvalidUsername, "invalid username");
         }
         let username = match self.users.get_key_value(request.username.as_str()) {
             Some((existing, _)) => existing.clone(),
             None => Username::new_unchecked(&request.username),
         };
-        if let Err(reason) = self.may_link(&username) {
-            return self.reject(conn, &reason);
+        if let Err((kind, reason)) = self.may_link(&username) {
+            return self.reject(conn, kind, &reason);
         }
         match self.config.auth_mode {
             AuthMode::None => self.accept_link(now, conn, username),
@@ -43,14 +43,16 @@ impl Krmx {
 
     /// Checks 4 and 5, against the state at this moment (they are re-run when a late decision
     /// arrives).
-    fn may_link(&self, username: &Username) -> Result<(), String> {
+    fn may_link(&self, username: &Username) -> Result<(), (Rejection, String)> {
         match self.users.get(username) {
-            None if !self.config.accept_new_users => {
-                Err("server is not accepting new users".to_owned())
-            }
-            Some(user) if user.conn.is_some() => {
-                Err(format!("user {username} is already linked to a connection"))
-            }
+            None if !self.config.accept_new_users => Err((
+                Rejection::NotAcceptingNewUsers,
+                "server is not accepting new users".to_owned(),
+            )),
+            Some(user) if user.conn.is_some() => Err((
+                Rejection::AlreadyLinked,
+                format!("user {username} is already linked to a connection"),
+            )),
             _ => Ok(()),
         }
     }
@@ -63,7 +65,7 @@ impl Krmx {
         auth: Option<String>,
     ) {
         if self.pending.len() >= self.config.max_pending_auths {
-            return self.reject(conn, TOO_MANY_PENDING);
+            return self.reject(conn, Rejection::TooManyPendingAuths, TOO_MANY_PENDING);
         }
         let id = AuthId::new(self.next_auth_id);
         self.next_auth_id += 1;
@@ -93,6 +95,29 @@ impl Krmx {
     /// The application decided (or the timeout did). Unknown ids are ignored: the attempt timed
     /// out, was decided already, or its connection closed.
     pub(super) fn decide_auth(&mut self, now: Instant, id: AuthId, decision: AuthDecision) {
+        let rejection = match decision {
+            AuthDecision::Accept => None,
+            AuthDecision::Reject(reason) => Some((Rejection::Application, reason)),
+            AuthDecision::Failed => Some((
+                Rejection::AuthenticationFailed,
+                AUTHENTICATION_FAILED.to_owned(),
+            )),
+        };
+        self.settle_auth(now, id, rejection);
+    }
+
+    /// The auth timer fired.
+    pub(super) fn auth_timed_out(&mut self, now: Instant, id: AuthId) {
+        let rejection = (
+            Rejection::AuthenticationTimeout,
+            AUTHENTICATION_TIMEOUT.to_owned(),
+        );
+        self.settle_auth(now, id, Some(rejection));
+    }
+
+    /// Carries out a decision: `None` accepts (the checks run again first), else the rejection
+    /// with its kind and reason.
+    fn settle_auth(&mut self, now: Instant, id: AuthId, rejection: Option<(Rejection, String)>) {
         let Some(pending) = self.pending.remove(&id) else {
             tracing::debug!(%id, "decision for an unknown or finished authentication ignored");
             return;
@@ -102,14 +127,13 @@ impl Krmx {
         if let Some(connection) = self.connections.get_mut(&conn) {
             connection.link = LinkState::Unlinked;
         }
-        let rejection = match decision {
-            AuthDecision::Accept => self.may_link(&pending.username).err(),
-            AuthDecision::Reject(reason) => Some(reason),
-            AuthDecision::Failed => Some(AUTHENTICATION_FAILED.to_owned()),
+        let rejection = match rejection {
+            None => self.may_link(&pending.username).err(),
+            rejected => rejected,
         };
         match rejection {
-            Some(reason) => {
-                self.reject(conn, &reason);
+            Some((kind, reason)) => {
+                self.reject(conn, kind, &reason);
                 if self.close_if_overdue(now, conn) {
                     return;
                 }
@@ -117,11 +141,6 @@ impl Krmx {
             None => self.accept_link(now, conn, pending.username),
         }
         self.drain_queued(now, conn);
-    }
-
-    /// The auth timer fired.
-    pub(super) fn auth_timed_out(&mut self, now: Instant, id: AuthId) {
-        self.decide_auth(now, id, AuthDecision::reject(AUTHENTICATION_TIMEOUT));
     }
 
     /// Forgets a pending decision whose connection closed.
@@ -134,6 +153,7 @@ impl Krmx {
     /// Every check passed: `krmx/accepted`, join if new, link.
     fn accept_link(&mut self, now: Instant, conn: ConnectionId, username: Username) {
         tracing::debug!(%conn, %username, "accepted");
+        self.counters.links_accepted += 1;
         self.send(conn, wire::accepted());
         if !self.users.contains_key(&username) {
             self.join(now, username.clone());

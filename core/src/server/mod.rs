@@ -11,8 +11,8 @@ mod queued;
 use crate::config::TOO_MANY_UNLINKED_REASON;
 use crate::timers::{Timer, Timers};
 use crate::{
-    AuthId, CloseCode, ConnectionId, Error, Event, Input, KrmxConfig, Output, Status, Text,
-    Username, Violation,
+    AuthId, CloseCode, ConnectionId, Counters, Error, Event, Input, KrmxConfig, Output, Status,
+    Text, Username, Violation,
 };
 use connection::{Connection, LinkState};
 use indexmap::IndexMap;
@@ -118,6 +118,7 @@ pub struct Krmx {
     linked_connections: usize,
     timers: Timers,
     outputs: VecDeque<Queued>,
+    counters: Counters,
 }
 
 impl Krmx {
@@ -135,6 +136,7 @@ impl Krmx {
             linked_connections: 0,
             timers: Timers::default(),
             outputs: VecDeque::new(),
+            counters: Counters::default(),
         }
     }
 
@@ -305,6 +307,13 @@ impl Krmx {
         self.pending.len()
     }
 
+    /// Running totals since the server was created (connections and links accepted,
+    /// rejections by reason), for monitoring.
+    #[must_use]
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
     /// How many open connections are not linked (a pending link counts as not linked).
     #[must_use]
     pub fn unlinked_connections(&self) -> usize {
@@ -464,6 +473,7 @@ impl Krmx {
             }),
             None => {
                 tracing::debug!(%conn, "connection opened");
+                self.counters.connections_accepted += 1;
                 self.connections.insert(conn, Connection::new());
                 self.arm_unlinked_timeout(now, conn);
             }
