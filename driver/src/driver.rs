@@ -893,7 +893,7 @@ impl<S: Stream> Driver<S> {
         let metrics = self.transport.metrics_path.as_deref() == Some(path);
         if !health && !metrics {
             tracing::debug!(%method, %path, "plain request answered 404");
-            return http::Response::text(404, "404 not found: no Krmx endpoint at this path\n");
+            return http::Response::text(404, http::NOT_FOUND_BODY);
         }
         if method != "GET" && method != "HEAD" {
             return http::Response::get_only();

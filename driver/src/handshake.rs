@@ -84,10 +84,7 @@ impl Callback for RequestCheck {
 /// `404 Not Found` with a short text body.
 #[must_use]
 pub(crate) fn not_found() -> ErrorResponse {
-    refusal(
-        http::StatusCode::NOT_FOUND,
-        "404 not found: no Krmx endpoint at this path\n",
-    )
+    refusal(http::StatusCode::NOT_FOUND, crate::http::NOT_FOUND_BODY)
 }
 
 /// A refused upgrade: `status` with a short text `body`, and the connection closed.

@@ -4,6 +4,9 @@
 
 use krmx_core::Status;
 
+/// The body of every `404`: a plain request or an upgrade for a path with no endpoint.
+pub(crate) const NOT_FOUND_BODY: &str = "404 not found: no Krmx endpoint at this path\n";
+
 /// Longest request head taken; a longer one is answered `431` and closed.
 pub(crate) const MAX_HEAD_BYTES: usize = 16 << 10;
 

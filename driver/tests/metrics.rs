@@ -42,10 +42,7 @@ fn close_frame(code: u16) -> Vec<u8> {
 fn plain(world: &mut World, request: &str) -> String {
     let fake = Fake::default();
     fake.send(request.as_bytes());
-    let key = world
-        .driver
-        .accept(world.now, fake.clone())
-        .unwrap();
+    let key = world.driver.accept(world.now, fake.clone()).unwrap();
     world.driver.readable(world.now, key);
     world.events();
     String::from_utf8(std::mem::take(&mut fake.0.borrow_mut().outbound)).unwrap()
