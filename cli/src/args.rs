@@ -2,7 +2,7 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use krmx_core::{KrmxConfig, ProtocolVersion, QueryRequirement};
-use krmx_driver::{AllowedOrigins, ServerTls, TransportConfig};
+use krmx_driver::{AllowedOrigins, ServerTls, StaticFiles, TransportConfig};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -67,6 +67,10 @@ pub(crate) struct ServeArgs {
     /// port with the server's health as JSON. Off when not given.
     #[arg(long, value_name = "PATH")]
     pub(crate) health_path: Option<String>,
+    /// Serve the files of DIR (read once at start) on plain HTTP `GET`/`HEAD` for their paths,
+    /// `index.html` for `/`: a page that links to this server from the same origin.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) static_dir: Option<PathBuf>,
     /// Serve `wss://` (and `https://` for the health endpoint) with this PEM certificate
     /// chain, the server's certificate first. Needs `--tls-key`.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
@@ -190,6 +194,11 @@ impl ServeArgs {
         }
         if let Some(path) = &self.health_path {
             config = config.health_path(path);
+        }
+        if let Some(dir) = &self.static_dir {
+            let files = StaticFiles::load(dir)
+                .map_err(|error| format!("cannot use --static-dir {}: {error}", dir.display()))?;
+            config = config.static_files(files);
         }
         if let Some(path) = &self.metrics_path {
             config = config.metrics_path(path);

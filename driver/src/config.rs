@@ -1,6 +1,6 @@
 //! [`TransportConfig`]: what the transports add to the core's configuration.
 
-use crate::{AllowedOrigins, ServerTls};
+use crate::{AllowedOrigins, ServerTls, StaticFiles};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +34,7 @@ pub struct TransportConfig {
     pub(crate) health_path: Option<String>,
     pub(crate) tls: Option<ServerTls>,
     pub(crate) metrics_path: Option<String>,
+    pub(crate) static_files: Option<StaticFiles>,
 }
 
 impl Default for TransportConfig {
@@ -47,6 +48,7 @@ impl Default for TransportConfig {
             health_path: None,
             tls: None,
             metrics_path: None,
+            static_files: None,
         }
     }
 }
@@ -164,6 +166,28 @@ impl TransportConfig {
     #[must_use]
     pub fn metrics_path_value(&self) -> Option<&str> {
         self.metrics_path.as_deref()
+    }
+
+    /// Serves these files on plain `GET`/`HEAD` requests for their paths (a page that talks
+    /// to this server, from the same origin). The health and metrics paths come first; a
+    /// WebSocket upgrade always goes to the Krmx endpoint. Off by default.
+    ///
+    /// ```
+    /// use krmx_driver::{StaticFiles, TransportConfig};
+    /// let page = StaticFiles::from_files([("/index.html", b"<h1>lobby</h1>".to_vec())]);
+    /// let config = TransportConfig::default().static_files(page);
+    /// assert_eq!(config.static_files_value().map(StaticFiles::len), Some(1));
+    /// ```
+    #[must_use]
+    pub fn static_files(mut self, files: StaticFiles) -> Self {
+        self.static_files = Some(files);
+        self
+    }
+
+    /// The static files served, if any.
+    #[must_use]
+    pub fn static_files_value(&self) -> Option<&StaticFiles> {
+        self.static_files.as_ref()
     }
 
     /// The read buffer of each connection, in bytes (at least 256).

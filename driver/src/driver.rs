@@ -892,6 +892,17 @@ impl<S: Stream> Driver<S> {
         let health = self.transport.health_path.as_deref() == Some(path);
         let metrics = self.transport.metrics_path.as_deref() == Some(path);
         if !health && !metrics {
+            let file = self
+                .transport
+                .static_files
+                .as_ref()
+                .and_then(|files| files.get(path));
+            if let Some(file) = file {
+                if method != "GET" && method != "HEAD" {
+                    return http::Response::get_only();
+                }
+                return http::Response::file(file);
+            }
             tracing::debug!(%method, %path, "plain request answered 404");
             return http::Response::text(404, http::NOT_FOUND_BODY);
         }

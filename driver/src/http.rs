@@ -89,7 +89,7 @@ pub(crate) fn parse(head: &[u8]) -> Request {
 pub(crate) struct Response {
     status: u16,
     content_type: &'static str,
-    body: String,
+    body: Vec<u8>,
     allow: Option<&'static str>,
 }
 
@@ -99,7 +99,7 @@ impl Response {
         Self {
             status,
             content_type: "text/plain; charset=utf-8",
-            body: body.to_owned(),
+            body: body.as_bytes().to_vec(),
             allow: None,
         }
     }
@@ -109,7 +109,7 @@ impl Response {
         Self {
             status: 200,
             content_type: "application/json",
-            body,
+            body: body.into_bytes(),
             allow: None,
         }
     }
@@ -119,7 +119,17 @@ impl Response {
         Self {
             status: 200,
             content_type: crate::OPENMETRICS_CONTENT_TYPE,
-            body,
+            body: body.into_bytes(),
+            allow: None,
+        }
+    }
+
+    /// `200 OK` with a static file.
+    pub(crate) fn file(file: &crate::static_files::StaticFile) -> Self {
+        Self {
+            status: 200,
+            content_type: file.content_type,
+            body: file.bytes.to_vec(),
             allow: None,
         }
     }
@@ -153,14 +163,15 @@ impl Response {
             .map_or_else(String::new, |allow| format!("Allow: {allow}\r\n"));
         let mut bytes = format!(
             "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{allow}\
-             Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+             Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n\
+             Connection: close\r\n\r\n",
             self.status,
             self.content_type,
             self.body.len()
         )
         .into_bytes();
         if !head_only {
-            bytes.extend_from_slice(self.body.as_bytes());
+            bytes.extend_from_slice(&self.body);
         }
         bytes
     }

@@ -38,6 +38,7 @@ mod read_ahead;
 mod reading;
 mod server_tls;
 mod socket;
+mod static_files;
 mod stream;
 mod tally;
 mod tls;
@@ -54,6 +55,7 @@ pub use metrics::{
 };
 pub use origins::AllowedOrigins;
 pub use server_tls::{ServerTls, TlsError};
+pub use static_files::{MAX_STATIC_BYTES, MAX_STATIC_FILES, StaticFiles, StaticFilesError};
 pub use stream::Stream;
 
 /// Plumbing of the driver that the benchmark's bare WebSocket peers (`krmx-load`) reuse, so

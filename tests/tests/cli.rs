@@ -539,6 +539,75 @@ fn health_path_answers_with_the_figures_of_users_while_1000_clients_are_linked(t
     assert_eq!(figures["connections"], 999);
 }
 
+/// `--static-dir` serves a page and its script from the WebSocket port (same origin), with
+/// their content types; missing files get 404, other methods 405; an upgrade on `/` still
+/// links to Krmx.
+fn static_dir_serves_a_page_beside_the_krmx_endpoint(transport: &str) {
+    let dir = std::env::temp_dir().join(format!(
+        "krmx-static-cli-{}-{transport}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(dir.join("js")).unwrap();
+    std::fs::write(dir.join("index.html"), "<!doctype html><p>lobby</p>").unwrap();
+    std::fs::write(dir.join("js/app.js"), "console.log('hi');").unwrap();
+    let dir_arg = dir.to_str().unwrap().to_owned();
+    let mut server = CliServer::start(transport, &["--static-dir", &dir_arg]);
+    let page = http_request(server.addr(), "GET / HTTP/1.1\r\nHost: krmx\r\n\r\n");
+    assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
+    assert!(
+        page.contains("Content-Type: text/html; charset=utf-8\r\n"),
+        "{page}"
+    );
+    assert!(
+        page.ends_with("\r\n\r\n<!doctype html><p>lobby</p>"),
+        "{page}"
+    );
+    let script = http_request(
+        server.addr(),
+        "GET /js/app.js?v=1 HTTP/1.1\r\nHost: krmx\r\n\r\n",
+    );
+    assert!(
+        script.contains("Content-Type: text/javascript; charset=utf-8\r\n"),
+        "{script}"
+    );
+    assert!(script.ends_with("console.log('hi');"), "{script}");
+    let head = http_request(
+        server.addr(),
+        "HEAD /index.html HTTP/1.1\r\nHost: krmx\r\n\r\n",
+    );
+    assert!(
+        head.starts_with("HTTP/1.1 200 OK\r\n") && head.ends_with("\r\n\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("Content-Length: 27\r\n"), "{head}");
+    let missing = http_request(
+        server.addr(),
+        "GET /js/none.js HTTP/1.1\r\nHost: krmx\r\n\r\n",
+    );
+    assert!(
+        missing.starts_with("HTTP/1.1 404 Not Found\r\n"),
+        "{missing}"
+    );
+    let post = http_request(
+        server.addr(),
+        "POST / HTTP/1.1\r\nHost: krmx\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert!(
+        post.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"),
+        "{post}"
+    );
+    link(&mut server, "alice", &[("alice", true)], true);
+    // Unreadable folders stop the server at start.
+    std::fs::remove_dir_all(&dir).unwrap();
+    let (status, stderr) =
+        krmx_tests::cli::run_to_exit(&["serve", "--port", "0", "--static-dir", &dir_arg]);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("krmx: cannot use --static-dir"),
+        "{stderr}"
+    );
+}
+
 fn plain_requests_get_a_clean_404_or_405(transport: &str) {
     let server = CliServer::start(transport, &["--health-path", "health"]);
     for request in [
@@ -958,6 +1027,7 @@ on_every_transport!(
     allow_origin_refuses_other_browser_pages_with_403,
     health_path_answers_with_the_figures_of_users_while_1000_clients_are_linked,
     plain_requests_get_a_clean_404_or_405,
+    static_dir_serves_a_page_beside_the_krmx_endpoint,
     metrics_path_counts_a_scripted_session_exactly,
     protocol_options_shape_the_server,
     ping_interval_option_terminates_silent_clients,
