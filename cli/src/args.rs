@@ -2,7 +2,7 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use krmx_core::{KrmxConfig, ProtocolVersion, QueryRequirement};
-use krmx_driver::{AllowedOrigins, ServerTls, StaticFiles, TransportConfig};
+use krmx_driver::{AllowedOrigins, Monitor, ServerTls, StaticFiles, TransportConfig};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -67,6 +67,19 @@ pub(crate) struct ServeArgs {
     /// port with the server's health as JSON. Off when not given.
     #[arg(long, value_name = "PATH")]
     pub(crate) health_path: Option<String>,
+    /// Turn the monitor on (a page at `--monitor-path` and its API, for operators): the API
+    /// requires `Authorization: Bearer TOKEN`, at least 16 characters. Prefer the environment
+    /// variable: command lines are visible to other users of the machine.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "KRMX_MONITOR_TOKEN",
+        hide_env_values = true
+    )]
+    pub(crate) monitor_token: Option<String>,
+    /// Where the monitor answers (with `--monitor-token`).
+    #[arg(long, value_name = "PATH", default_value = "/monitor")]
+    pub(crate) monitor_path: String,
     /// Serve the files of DIR (read once at start) on plain HTTP `GET`/`HEAD` for their paths,
     /// `index.html` for `/`: a page that links to this server from the same origin.
     #[arg(long, value_name = "DIR")]
@@ -194,6 +207,11 @@ impl ServeArgs {
         }
         if let Some(path) = &self.health_path {
             config = config.health_path(path);
+        }
+        if let Some(token) = &self.monitor_token {
+            let monitor = Monitor::new(&self.monitor_path, token)
+                .map_err(|error| format!("cannot use --monitor-token: {error}"))?;
+            config = config.monitor(monitor);
         }
         if let Some(dir) = &self.static_dir {
             let files = StaticFiles::load(dir)

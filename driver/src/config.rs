@@ -1,6 +1,6 @@
 //! [`TransportConfig`]: what the transports add to the core's configuration.
 
-use crate::{AllowedOrigins, ServerTls, StaticFiles};
+use crate::{AllowedOrigins, Monitor, ServerTls, StaticFiles};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +35,7 @@ pub struct TransportConfig {
     pub(crate) tls: Option<ServerTls>,
     pub(crate) metrics_path: Option<String>,
     pub(crate) static_files: Option<StaticFiles>,
+    pub(crate) monitor: Option<Monitor>,
 }
 
 impl Default for TransportConfig {
@@ -49,6 +50,7 @@ impl Default for TransportConfig {
             tls: None,
             metrics_path: None,
             static_files: None,
+            monitor: None,
         }
     }
 }
@@ -188,6 +190,27 @@ impl TransportConfig {
     #[must_use]
     pub fn static_files_value(&self) -> Option<&StaticFiles> {
         self.static_files.as_ref()
+    }
+
+    /// Turns the [`Monitor`] on: its page and token-guarded API under its path (before the
+    /// health, metrics and static paths). Off by default.
+    ///
+    /// ```
+    /// use krmx_driver::{Monitor, TransportConfig};
+    /// let monitor = Monitor::new("/monitor", "correct-horse-battery-staple").unwrap();
+    /// let config = TransportConfig::default().monitor(monitor);
+    /// assert_eq!(config.monitor_value().map(Monitor::path), Some("/monitor"));
+    /// ```
+    #[must_use]
+    pub fn monitor(mut self, monitor: Monitor) -> Self {
+        self.monitor = Some(monitor);
+        self
+    }
+
+    /// The monitor, if it is on.
+    #[must_use]
+    pub fn monitor_value(&self) -> Option<&Monitor> {
+        self.monitor.as_ref()
     }
 
     /// The read buffer of each connection, in bytes (at least 256).

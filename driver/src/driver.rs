@@ -10,6 +10,7 @@ use crate::handshake::{RequestCheck, TargetSlot};
 use crate::http;
 use crate::link::Link;
 use crate::metrics::{Closer, Metrics};
+use crate::monitor::{self, EventLog, Route};
 use crate::outbox::Outbox;
 use crate::reading::{Step, step};
 use crate::socket::Socket;
@@ -181,6 +182,8 @@ pub struct Driver<S: Stream> {
     /// Frames of the close still allowed in this turn (see [`CLOSE_TURN_FRAMES`]).
     close_turn_frames: usize,
     events: VecDeque<Event>,
+    /// The recent events, for the monitor (kept only when it is on).
+    monitor_log: EventLog,
     io: VecDeque<Io>,
     accepting: bool,
     /// The time of the pump's current turn.
@@ -231,6 +234,7 @@ impl<S: Stream> Driver<S> {
             settling: false,
             close_turn_frames: CLOSE_TURN_FRAMES,
             events: VecDeque::new(),
+            monitor_log: EventLog::default(),
             io: VecDeque::new(),
             accepting: true,
             now,
@@ -815,11 +819,18 @@ impl<S: Stream> Driver<S> {
             return;
         };
         let mut buf = [0_u8; 2048];
-        let end = loop {
+        let parsed = loop {
             if let Some(end) = http::head_end(head) {
-                break Some(end);
-            }
-            if head.len() > http::MAX_HEAD_BYTES || http::is_invalid(head) {
+                let request = http::parse(head.get(..end).unwrap_or_default());
+                // A plain request's body (bounded by `parse`) is read whole first.
+                let wanted = match &request {
+                    http::Request::Plain(plain) => end + plain.content_length,
+                    _ => end,
+                };
+                if head.len() >= wanted {
+                    break Some((request, end, wanted));
+                }
+            } else if head.len() > http::MAX_HEAD_BYTES || http::is_invalid(head) {
                 break None;
             }
             match reading.read(&mut buf) {
@@ -843,7 +854,7 @@ impl<S: Stream> Driver<S> {
                 }
             }
         };
-        if end.is_none() && http::is_tls_hello(head) {
+        if parsed.is_none() && http::is_tls_hello(head) {
             tracing::info!(
                 slot = key.slot(),
                 "a TLS handshake on a plain port (a wss:// or https:// client, but the server has \
@@ -852,13 +863,22 @@ impl<S: Stream> Driver<S> {
             self.tally.tls_handshakes_failed += 1;
             return self.release(key.slot());
         }
-        let request = match end {
-            Some(end) => http::parse(head.get(..end).unwrap_or_default()),
-            None if head.len() > http::MAX_HEAD_BYTES => http::Request::Bad(http::Response::text(
-                431,
-                "431 request header fields too large\n",
-            )),
-            None => http::Request::Bad(http::Response::text(400, "400 bad request\n")),
+        let (request, body) = match parsed {
+            Some((request, end, wanted)) => {
+                let body = head.get(end..wanted).unwrap_or_default().to_vec();
+                (request, body)
+            }
+            None if head.len() > http::MAX_HEAD_BYTES => (
+                http::Request::Bad(http::Response::text(
+                    431,
+                    "431 request header fields too large\n",
+                )),
+                Vec::new(),
+            ),
+            None => (
+                http::Request::Bad(http::Response::text(400, "400 bad request\n")),
+                Vec::new(),
+            ),
         };
         let head = std::mem::take(head);
         let Some(mut socket) = socket.take() else {
@@ -870,14 +890,10 @@ impl<S: Stream> Driver<S> {
                 self.start_upgrade(key, *socket);
                 self.readable(self.now, key);
             }
-            http::Request::Plain {
-                method,
-                path,
-                head_only,
-            } => {
-                let response = self.answer(&method, &path);
+            http::Request::Plain(plain) => {
+                let response = self.answer(&plain, &body);
                 self.tally.answered(response.status());
-                self.send_answer(key, socket, &response.to_bytes(head_only));
+                self.send_answer(key, socket, &response.to_bytes(plain.head_only));
             }
             http::Request::Bad(response) => {
                 self.tally.answered(response.status());
@@ -888,7 +904,11 @@ impl<S: Stream> Driver<S> {
 
     /// The response to a plain HTTP request: the health or metrics endpoint if it is on and
     /// asked for, else a 404.
-    fn answer(&self, method: &str, path: &str) -> http::Response {
+    fn answer(&mut self, request: &http::PlainRequest, body: &[u8]) -> http::Response {
+        let (method, path) = (request.method.as_str(), request.path.as_str());
+        if let Some(response) = self.answer_monitor(request, body) {
+            return response;
+        }
         let health = self.transport.health_path.as_deref() == Some(path);
         let metrics = self.transport.metrics_path.as_deref() == Some(path);
         if !health && !metrics {
@@ -921,6 +941,104 @@ impl<S: Stream> Driver<S> {
                 http::Response::text(500, "500 the metrics could not be encoded\n")
             }
         }
+    }
+
+    /// The monitor's answer to a request under its path; `None` for other paths (or without a
+    /// monitor).
+    fn answer_monitor(
+        &mut self,
+        request: &http::PlainRequest,
+        body: &[u8],
+    ) -> Option<http::Response> {
+        let route = self.transport.monitor.as_ref()?.route(request)?;
+        let method = request.method.as_str();
+        let response = match route.method() {
+            None if route == Route::Unauthorized => {
+                tracing::info!(path = %request.path, "monitor request refused: no valid token");
+                monitor::unauthorized()
+            }
+            None => http::Response::text(404, http::NOT_FOUND_BODY),
+            Some("GET") if method != "GET" && method != "HEAD" => http::Response::get_only(),
+            Some(wanted) if wanted != "GET" && method != wanted => http::Response::only(wanted),
+            Some(_) => match route {
+                Route::Page => monitor::page(),
+                Route::State => http::Response::json(self.monitor_state().to_string()),
+                _ => monitor::outcome(self.monitor_action(route, body)),
+            },
+        };
+        Some(response)
+    }
+
+    /// The server as the monitor shows it.
+    fn monitor_state(&self) -> serde_json::Value {
+        let figures = self.metrics();
+        let users: Vec<serde_json::Value> = self
+            .krmx
+            .users()
+            .map(|user| {
+                let connection = self
+                    .krmx
+                    .linked_connection(user.username.as_str())
+                    .map(|id| id.to_string());
+                serde_json::json!({
+                    "username": user.username.as_str(),
+                    "isLinked": user.is_linked,
+                    "connection": connection,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "health": serde_json::from_str::<serde_json::Value>(
+                &http::Health::of(&figures).to_json()
+            ).unwrap_or_default(),
+            "users": users,
+            "counters": {
+                "connectionsAccepted": figures.connections_accepted,
+                "messagesReceived": figures.messages_received,
+                "messagesReceivedBytes": figures.messages_received_bytes,
+                "messagesSent": figures.messages_sent,
+                "messagesSentBytes": figures.messages_sent_bytes,
+                "linksAccepted": figures.links_accepted,
+                "linksRejected": figures.rejections.total(),
+                "pendingAuthentications": figures.pending_auths,
+                "bufferedBytes": figures.buffered_bytes,
+            },
+            "events": self.monitor_log.to_json(),
+            "limits": monitor::limits(&self.config, self.transport.handshake_timeout_value()),
+        })
+    }
+
+    /// Carries out a monitor action on the core.
+    fn monitor_action(&mut self, route: Route, body: &[u8]) -> Result<(), String> {
+        let object = monitor::body_object(body)?;
+        let input = match route {
+            Route::Kick => Input::Kick {
+                username: monitor::string_field(&object, "username")?,
+            },
+            Route::Unlink => Input::Unlink {
+                username: monitor::string_field(&object, "username")?,
+            },
+            Route::Broadcast => {
+                let message = object
+                    .get("message")
+                    .cloned()
+                    .ok_or("the body needs a `message` object")?;
+                let message = krmx_core::Message::from_value(message)
+                    .map_err(|error| format!("invalid message: {error}"))?;
+                if message.is_reserved() {
+                    // Clients would take it for the protocol's own presence messages.
+                    return Err("the monitor does not send krmx/ messages".to_owned());
+                }
+                let skip = match object.get("skip") {
+                    None | Some(serde_json::Value::Null) => None,
+                    Some(_) => Some(monitor::string_field(&object, "skip")?),
+                };
+                Input::Broadcast { message, skip }
+            }
+            _ => return Err("not an action".to_owned()),
+        };
+        tracing::info!(?route, "monitor action");
+        self.feed(input).map_err(|error| error.to_string())
     }
 
     /// Queues a plain HTTP response; the connection closes once it is out (or at the linger).
@@ -1464,6 +1582,10 @@ impl<S: Stream> Driver<S> {
             Output::Event(event) => {
                 if matches!(event, Event::Closed) {
                     self.stop_accepting();
+                }
+                if self.transport.monitor.is_some() {
+                    let at = self.now.saturating_duration_since(self.started);
+                    self.monitor_log.record(at, &event);
                 }
                 self.events.push_back(event);
             }

@@ -18,14 +18,27 @@ const MAX_HEADERS: usize = 64;
 pub(crate) enum Request {
     /// A WebSocket upgrade: the handshake takes it from here.
     Upgrade,
-    /// A plain request for `path` (query dropped); `head_only` for `HEAD`.
-    Plain {
-        method: String,
-        path: String,
-        head_only: bool,
-    },
+    /// A plain request.
+    Plain(PlainRequest),
     /// Not a request this server can read (the response says why).
     Bad(Response),
+}
+
+/// Longest request body taken (a monitor command); a longer one is answered `413`.
+pub(crate) const MAX_BODY_BYTES: usize = 64 << 10;
+
+/// A plain (not upgrade) request's head.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct PlainRequest {
+    pub(crate) method: String,
+    /// The path, query dropped.
+    pub(crate) path: String,
+    /// A `HEAD` request: the response goes without its body.
+    pub(crate) head_only: bool,
+    /// The body's length (at most [`MAX_BODY_BYTES`]), read before the request is answered.
+    pub(crate) content_length: usize,
+    /// The `Authorization` header.
+    pub(crate) authorization: Option<String>,
 }
 
 /// Where the end of the head is in `bytes` read so far, if it is complete.
@@ -70,6 +83,28 @@ pub(crate) fn parse(head: &[u8]) -> Request {
     if upgrade {
         return Request::Upgrade;
     }
+    let header = |name: &str| {
+        request
+            .headers
+            .iter()
+            .find(|header| header.name.eq_ignore_ascii_case(name))
+            .map(|header| String::from_utf8_lossy(header.value).trim().to_owned())
+    };
+    if header("transfer-encoding").is_some() {
+        return Request::Bad(Response::text(
+            411,
+            "411 length required: send Content-Length\n",
+        ));
+    }
+    let content_length = match header("content-length").map(|value| value.parse::<usize>()) {
+        None => 0,
+        Some(Ok(length)) if length <= MAX_BODY_BYTES => length,
+        Some(Ok(_)) => {
+            return Request::Bad(Response::text(413, "413 request body too large\n"));
+        }
+        Some(Err(_)) => return Request::Bad(Response::text(400, "400 bad request\n")),
+    };
+    let authorization = header("authorization");
     let method = request.method.unwrap_or_default().to_owned();
     let target = request.path.unwrap_or_default();
     let path = target
@@ -77,11 +112,13 @@ pub(crate) fn parse(head: &[u8]) -> Request {
         .next()
         .unwrap_or_default()
         .to_owned();
-    Request::Plain {
+    Request::Plain(PlainRequest {
         head_only: method == "HEAD",
         method,
         path,
-    }
+        content_length,
+        authorization,
+    })
 }
 
 /// A complete HTTP/1.1 response, closing the connection.
@@ -111,6 +148,32 @@ impl Response {
             content_type: "application/json",
             body: body.into_bytes(),
             allow: None,
+        }
+    }
+
+    /// `status` with a JSON body.
+    pub(crate) fn json_status(status: u16, body: String) -> Self {
+        Self {
+            status,
+            ..Self::json(body)
+        }
+    }
+
+    /// `200 OK` with an HTML page.
+    pub(crate) fn html(page: &str) -> Self {
+        Self {
+            status: 200,
+            content_type: "text/html; charset=utf-8",
+            body: page.as_bytes().to_vec(),
+            allow: None,
+        }
+    }
+
+    /// `405 Method Not Allowed` for an endpoint that takes only `method`.
+    pub(crate) fn only(method: &'static str) -> Self {
+        Self {
+            allow: Some(method),
+            ..Self::text(405, "405 method not allowed\n")
         }
     }
 
@@ -153,7 +216,10 @@ impl Response {
             200 => "OK",
             400 => "Bad Request",
             404 => "Not Found",
+            401 => "Unauthorized",
             405 => "Method Not Allowed",
+            411 => "Length Required",
+            413 => "Content Too Large",
             431 => "Request Header Fields Too Large",
             500 => "Internal Server Error",
             _ => "",
@@ -234,11 +300,13 @@ mod tests {
         let plain = b"HEAD /health?x=1 HTTP/1.1\r\nHost: x\r\n\r\n";
         assert_eq!(
             parse(plain),
-            Request::Plain {
+            Request::Plain(PlainRequest {
                 method: "HEAD".to_owned(),
                 path: "/health".to_owned(),
-                head_only: true
-            }
+                head_only: true,
+                content_length: 0,
+                authorization: None,
+            })
         );
         assert!(matches!(
             parse(b"\x16\x03\x01garbage\r\n\r\n"),
@@ -246,6 +314,32 @@ mod tests {
         ));
         assert_eq!(head_end(b"GET / HTTP/1.1\r\n\r\nrest"), Some(18));
         assert_eq!(head_end(b"GET / HTTP/1.1\r\n"), None);
+    }
+
+    #[test]
+    fn a_body_is_announced_by_its_length_and_bounded() {
+        let post = b"POST /m/kick HTTP/1.1\r\nAuthorization: Bearer t\r\nContent-Length: 9\r\n\r\n";
+        let Request::Plain(plain) = parse(post) else {
+            panic!("a plain request");
+        };
+        assert_eq!(plain.content_length, 9);
+        assert_eq!(plain.authorization.as_deref(), Some("Bearer t"));
+        for (head, status) in [
+            (
+                &b"POST / HTTP/1.1\r\nContent-Length: 65537\r\n\r\n"[..],
+                413,
+            ),
+            (b"POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n", 400),
+            (
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                411,
+            ),
+        ] {
+            match parse(head) {
+                Request::Bad(response) => assert_eq!(response.status(), status),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]

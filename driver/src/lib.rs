@@ -31,6 +31,7 @@ mod handshake;
 mod http;
 mod link;
 mod metrics;
+mod monitor;
 mod openmetrics;
 mod origins;
 mod outbox;
@@ -53,6 +54,7 @@ pub use handle::{AuthResponder, CommandError, Handle, Reply, Wake};
 pub use metrics::{
     CloseCount, Closer, Metrics, OPENMETRICS_CONTENT_TYPE, SlowConsumers, TurnTimes,
 };
+pub use monitor::{MIN_MONITOR_TOKEN_CHARS, MONITOR_EVENTS, Monitor, MonitorError};
 pub use origins::AllowedOrigins;
 pub use server_tls::{ServerTls, TlsError};
 pub use static_files::{MAX_STATIC_BYTES, MAX_STATIC_FILES, StaticFiles, StaticFilesError};

@@ -608,6 +608,224 @@ fn static_dir_serves_a_page_beside_the_krmx_endpoint(transport: &str) {
     );
 }
 
+const MONITOR_TOKEN: &str = "monitor-token-for-tests-0123456789";
+
+/// A request to the monitor's API: `(status line, JSON body)`.
+fn monitor(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (String, Value) {
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let auth = token.map_or_else(String::new, |token| {
+        format!("Authorization: Bearer {token}\r\n")
+    });
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: krmx\r\n{auth}Content-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let response = http_request(addr, &request);
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.lines().next().unwrap().to_owned();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// The monitor: its page loads without the token; its API refuses requests without the right
+/// token (401, nothing changed) and with it reports the users, recent events and limits, and
+/// unlinks, broadcasts and kicks.
+fn monitor_refuses_requests_without_the_token_and_steers_the_server_with_it(transport: &str) {
+    let mut server = CliServer::start(
+        transport,
+        &[
+            "--monitor-token",
+            MONITOR_TOKEN,
+            "--max-message-bytes",
+            "4096",
+        ],
+    );
+    let addr = server.addr();
+    let mut alice = link(&mut server, "alice", &[("alice", true)], true);
+    let mut bob = link(&mut server, "bob", &[("alice", true), ("bob", true)], true);
+    alice.expect_jsons(&[
+        krmx_tests::msg::joined("bob"),
+        krmx_tests::msg::linked("bob"),
+    ]);
+
+    let page = http_request(addr, "GET /monitor HTTP/1.1\r\nHost: krmx\r\n\r\n");
+    assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
+    assert!(page.contains("Content-Type: text/html; charset=utf-8\r\n"));
+    assert!(page.contains("<title>Krmx monitor</title>"));
+    assert!(!page.contains("alice"), "the page holds no data");
+
+    let kick_bob = json!({"username": "bob"});
+    for token in [None, Some("wrong-token-of-the-right-length!!"), Some("")] {
+        for (method, path, body) in [
+            ("GET", "/monitor/state", None),
+            ("POST", "/monitor/kick", Some(&kick_bob)),
+            ("POST", "/monitor/unlink", Some(&kick_bob)),
+            (
+                "POST",
+                "/monitor/broadcast",
+                Some(&json!({"message": {"type": "x/y"}})),
+            ),
+        ] {
+            let (status, answer) = monitor(addr, method, path, token, body);
+            assert_eq!(
+                status, "HTTP/1.1 401 Unauthorized",
+                "{method} {path} {token:?}"
+            );
+            assert!(
+                answer["error"].as_str().unwrap().contains("Bearer"),
+                "{answer}"
+            );
+        }
+    }
+    // Nothing changed: no events, bob still linked.
+    server.expect_silence_for(Duration::from_millis(100));
+    bob.expect_nothing_for(Duration::from_millis(10));
+
+    let (status, state) = monitor(addr, "GET", "/monitor/state", Some(MONITOR_TOKEN), None);
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    let users = state["users"].as_array().unwrap();
+    assert_eq!(users.len(), 2);
+    assert_eq!(
+        (&users[0]["username"], &users[0]["isLinked"]),
+        (&json!("alice"), &json!(true))
+    );
+    assert!(users[1]["connection"].is_string(), "{state}");
+    assert_eq!(state["health"]["linkedUsers"], 2);
+    assert_eq!(state["limits"]["maxMessageBytes"], 4096);
+    let events: Vec<(String, String)> = state["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap().to_owned(),
+                e["username"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("join", "alice"),
+        ("link", "alice"),
+        ("join", "bob"),
+        ("link", "bob"),
+    ]
+    .iter()
+    .map(|(e, u)| ((*e).to_owned(), (*u).to_owned()))
+    .collect();
+    assert_eq!(events, expected);
+
+    // A broadcast to everyone but bob.
+    let hello = json!({"type": "ops/notice", "payload": "maintenance at noon"});
+    let (status, answer) = monitor(
+        addr,
+        "POST",
+        "/monitor/broadcast",
+        Some(MONITOR_TOKEN),
+        Some(&json!({"message": hello, "skip": "bob"})),
+    );
+    assert_eq!(
+        (status.as_str(), &answer),
+        ("HTTP/1.1 200 OK", &json!({"ok": true}))
+    );
+    alice.expect_json(&hello);
+    bob.expect_nothing_for(Duration::from_millis(50));
+
+    // Unlink bob, then kick him.
+    let (status, _) = monitor(
+        addr,
+        "POST",
+        "/monitor/unlink",
+        Some(MONITOR_TOKEN),
+        Some(&kick_bob),
+    );
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    server.expect(&event("unlink", "bob"));
+    alice.expect_json(&krmx_tests::msg::unlinked("bob"));
+    let (status, _) = monitor(
+        addr,
+        "POST",
+        "/monitor/kick",
+        Some(MONITOR_TOKEN),
+        Some(&kick_bob),
+    );
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    server.expect(&event("leave", "bob"));
+    alice.expect_json(&krmx_tests::msg::left("bob"));
+
+    // The core's refusals come back as 400 with its text; wrong methods and bodies are refused.
+    let (status, answer) = monitor(
+        addr,
+        "POST",
+        "/monitor/kick",
+        Some(MONITOR_TOKEN),
+        Some(&kick_bob),
+    );
+    assert_eq!(status, "HTTP/1.1 400 Bad Request");
+    assert!(
+        answer["error"].as_str().unwrap().contains("does not exist"),
+        "{answer}"
+    );
+    let reserved = json!({"message": {"type": "krmx/joined", "payload": {"username": "eve"}}});
+    let (status, _) = monitor(
+        addr,
+        "POST",
+        "/monitor/broadcast",
+        Some(MONITOR_TOKEN),
+        Some(&reserved),
+    );
+    assert_eq!(status, "HTTP/1.1 400 Bad Request");
+    let (status, answer) = monitor(
+        addr,
+        "POST",
+        "/monitor/kick",
+        Some(MONITOR_TOKEN),
+        Some(&json!(["bob"])),
+    );
+    assert_eq!(status, "HTTP/1.1 400 Bad Request");
+    assert_eq!(answer["error"], "the body must be a JSON object");
+    let (status, _) = monitor(addr, "GET", "/monitor/kick", Some(MONITOR_TOKEN), None);
+    assert_eq!(status, "HTTP/1.1 405 Method Not Allowed");
+    let (status, _) = monitor(
+        addr,
+        "POST",
+        "/monitor/state",
+        Some(MONITOR_TOKEN),
+        Some(&json!({})),
+    );
+    assert_eq!(status, "HTTP/1.1 405 Method Not Allowed");
+    let (status, _) = monitor(addr, "GET", "/monitor/nothing", Some(MONITOR_TOKEN), None);
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+    // The events so far, in order.
+    let (_, state) = monitor(addr, "GET", "/monitor/state", Some(MONITOR_TOKEN), None);
+    let last: Vec<&str> = state["events"].as_array().unwrap()[4..]
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(last, ["unlink", "leave"]);
+    server.assert_running();
+
+    // Off by default, and a short token stops the server at start.
+    let plain = CliServer::start(transport, &[]);
+    let (status, _) = monitor(
+        plain.addr(),
+        "GET",
+        "/monitor/state",
+        Some(MONITOR_TOKEN),
+        None,
+    );
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+    let (status, stderr) =
+        krmx_tests::cli::run_to_exit(&["serve", "--port", "0", "--monitor-token", "short"]);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("at least 16 characters"), "{stderr}");
+}
+
 fn plain_requests_get_a_clean_404_or_405(transport: &str) {
     let server = CliServer::start(transport, &["--health-path", "health"]);
     for request in [
@@ -1028,6 +1246,7 @@ on_every_transport!(
     health_path_answers_with_the_figures_of_users_while_1000_clients_are_linked,
     plain_requests_get_a_clean_404_or_405,
     static_dir_serves_a_page_beside_the_krmx_endpoint,
+    monitor_refuses_requests_without_the_token_and_steers_the_server_with_it,
     metrics_path_counts_a_scripted_session_exactly,
     protocol_options_shape_the_server,
     ping_interval_option_terminates_silent_clients,

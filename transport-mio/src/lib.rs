@@ -29,8 +29,8 @@ mod stream;
 pub use krmx_driver::{
     AllowedOrigins, AuthResponder, CloseCount, Closer, CommandError, Commands,
     DEFAULT_CLOSE_LINGER, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READ_BUFFER_BYTES, Handle, Metrics,
-    OPENMETRICS_CONTENT_TYPE, Reply, ServerTls, SlowConsumers, StaticFiles, StaticFilesError,
-    TlsError, TransportConfig, TurnTimes, rustls,
+    Monitor, MonitorError, OPENMETRICS_CONTENT_TYPE, Reply, ServerTls, SlowConsumers, StaticFiles,
+    StaticFilesError, TlsError, TransportConfig, TurnTimes, rustls,
 };
 pub use run::run;
 pub use server::Server;

@@ -49,7 +49,12 @@ pub(super) async fn open(
             let secured = connector
                 .connect(server_name(&target.host)?, stream)
                 .await
-                .map_err(|error| ClientFailure::opening_io(&error))?;
+                .map_err(|error| match ClientFailure::opening_io(&error) {
+                    ClientFailure::Timeout => ClientFailure::Timeout,
+                    _ => ClientFailure::Tls {
+                        message: error.to_string(),
+                    },
+                })?;
             Transport::Tls(Box::new(secured))
         } else {
             Transport::Plain(stream)

@@ -30,8 +30,19 @@ pub(super) fn open(
             .map_err(|error| ClientFailure::Tls {
                 message: error.to_string(),
             })?;
-        // The TLS handshake runs with the WebSocket handshake's first write.
-        Transport::Tls(Box::new(rustls::StreamOwned::new(session, stream)))
+        let mut tls = rustls::StreamOwned::new(session, stream);
+        // The TLS handshake first, so that its failures are told apart from the WebSocket's.
+        while tls.conn.is_handshaking() {
+            if let Err(error) = tls.conn.complete_io(&mut tls.sock) {
+                return Err(match ClientFailure::opening_io(&error) {
+                    ClientFailure::Timeout => ClientFailure::Timeout,
+                    _ => ClientFailure::Tls {
+                        message: error.to_string(),
+                    },
+                });
+            }
+        }
+        Transport::Tls(Box::new(tls))
     } else {
         Transport::Plain(stream)
     };
