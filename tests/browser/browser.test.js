@@ -30,7 +30,7 @@ if (missing) {
   });
   return;
 }
-const { ServerProcess, launchChromium, preparePageDir, expectTexts, expectText, texts, withTimeout } = harness;
+const { ServerProcess, launchChromium, preparePageDir, expectTexts, expectList, expectText, withTimeout } = harness;
 
 const SERVER_ARGS = ['--krmx-version', '0.5', '--relay', '--reject', 'mallory=banned'];
 
@@ -73,8 +73,7 @@ class UserPage {
   }
 
   async expectUsers(expected, message = `${this.name}'s user list`) {
-    await expectTexts(this.page, '#users li', expected, message);
-    assert.deepEqual(await texts(this.page, '#users li'), expected, message);
+    await expectList(this.page, '#users li', expected, message);
   }
 
   async close() {
@@ -194,5 +193,124 @@ describe(`pages on krmx serve (${process.env.KRMX_SERVER_CMD || 'KRMX_SERVER_CMD
       ...burst.map((text) => ({ event: 'message', username: 'bob', message: { type: 'chat/say', payload: text } })),
       { event: 'message', username: 'carol', message: { type: 'chat/say', payload: 'after the burst' } },
     ]);
+  });
+
+  it('shows a closed page as unlinked on the other pages', async () => {
+    await carol.close();
+    for (const user of [alice, bob]) {
+      logs[user.name].push('unlink carol');
+      await user.expectLog(logs[user.name]);
+      await user.expectUsers(['alice linked', 'bob linked', 'carol unlinked']);
+    }
+    await server.expectEvents([{ event: 'unlink', username: 'carol' }]);
+  });
+
+  it('relinks a reloaded page as the same user, from its sessionStorage', async () => {
+    assert.equal(await bob.page.evaluate(() => sessionStorage.getItem('krmx-test-username')), 'bob');
+    await withTimeout('bob\'s page to reload', bob.page.reload());
+    // The reloaded page starts a new log: it relinks on load, and gets every user in join order
+    // (carol joined but unlinked: no linked for her).
+    logs.bob = ['connect', 'accept', 'join alice', 'link alice', 'join bob', 'link bob', 'join carol'];
+    await bob.expectLog(logs.bob);
+    await bob.expectStatus('linked');
+    await bob.expectUsers(['alice linked', 'bob linked', 'carol unlinked']);
+    logs.alice.push('unlink bob', 'link bob');
+    await alice.expectLog(logs.alice);
+    await alice.expectUsers(['alice linked', 'bob linked', 'carol unlinked']);
+    await server.expectEvents([
+      { event: 'unlink', username: 'bob' },
+      { event: 'authenticate', username: 'bob', isNewUser: false },
+      { event: 'link', username: 'bob' },
+    ]);
+    // The relinked page chats as bob.
+    await bob.say('back again');
+    for (const user of [alice, bob]) {
+      logs[user.name].push(say('back again'));
+      await user.expectLog(logs[user.name]);
+    }
+    await server.expectEvents([
+      { event: 'message', username: 'bob', message: { type: 'chat/say', payload: 'back again' } },
+    ]);
+  });
+
+  it('shows the reason of a rejected link on the page', async () => {
+    const mallory = await UserPage.open(browser, 'mallory', server.origin);
+    await mallory.link();
+    await expectText(mallory.page, '#error', 'banned', 'mallory\'s rejection');
+    await mallory.expectLog(['connect', 'reject banned']);
+    await mallory.expectStatus('connected');
+    await mallory.expectUsers([]);
+    assert.equal(await mallory.page.evaluate(() => sessionStorage.getItem('krmx-test-username')), null,
+      'a rejected name is not kept');
+    await server.expectEvents([{ event: 'authenticate', username: 'mallory', isNewUser: true }]);
+
+    // A sequence point: the other pages saw nothing of mallory before this broadcast.
+    assert.deepEqual(await server.command('broadcast {"type":"srv/marker"}'), { ok: 'broadcast' });
+    for (const user of [alice, bob]) {
+      logs[user.name].push('message {"type":"srv/marker"}');
+      await user.expectLog(logs[user.name]);
+      await user.expectUsers(['alice linked', 'bob linked', 'carol unlinked']);
+    }
+    await mallory.expectLog(['connect', 'reject banned'], 'an unlinked page gets no broadcast');
+    await mallory.close();
+    for (const user of [alice, bob]) {
+      await user.close();
+      await server.expectEvents([{ event: 'unlink', username: user.name }]);
+    }
+    server.assertNoPendingEvents();
+  });
+});
+
+describe('pages over https:// and wss:// on krmx serve --tls-cert --tls-key', () => {
+  let server;
+  let pageDir;
+
+  before(async () => {
+    const { KRMX_TLS_CERT: cert, KRMX_TLS_KEY: key } = process.env;
+    assert.ok(cert && key, 'KRMX_TLS_CERT and KRMX_TLS_KEY name the certificate files');
+    pageDir = await preparePageDir();
+    server = new ServerProcess(['--static-dir', pageDir, '--tls-cert', cert, '--tls-key', key, ...SERVER_ARGS]);
+    await server.start({ tls: true });
+  });
+
+  after(() => {
+    if (server) {
+      server.kill();
+    }
+    if (pageDir) {
+      fs.rmSync(pageDir, { recursive: true, force: true });
+    }
+  });
+
+  it('links two pages over wss:// and relays their chat', async () => {
+    // The certificate's authority is made at test time: the contexts ignore certificate errors.
+    const options = { ignoreHTTPSErrors: true };
+    const alice = await UserPage.open(browser, 'alice', server.origin, options);
+    assert.equal(await alice.page.textContent('#url'), `wss://127.0.0.1:${server.port}/`);
+    await alice.link();
+    await alice.expectLog(['connect', 'accept', 'join alice', 'link alice']);
+    const bob = await UserPage.open(browser, 'bob', server.origin, options);
+    await bob.link();
+    await bob.say('secure hello');
+    const shared = ['join bob', 'link bob', say('secure hello')];
+    await alice.expectLog(['connect', 'accept', 'join alice', 'link alice', ...shared]);
+    await bob.expectLog(['connect', 'accept', 'join alice', 'link alice', ...shared]);
+    for (const user of [alice, bob]) {
+      await user.expectUsers(['alice linked', 'bob linked']);
+    }
+    await server.expectEvents([
+      { event: 'authenticate', username: 'alice', isNewUser: true },
+      { event: 'join', username: 'alice' },
+      { event: 'link', username: 'alice' },
+      { event: 'authenticate', username: 'bob', isNewUser: true },
+      { event: 'join', username: 'bob' },
+      { event: 'link', username: 'bob' },
+      { event: 'message', username: 'bob', message: { type: 'chat/say', payload: 'secure hello' } },
+    ]);
+    for (const user of [alice, bob]) {
+      await user.close();
+      await server.expectEvents([{ event: 'unlink', username: user.name }]);
+    }
+    server.assertNoPendingEvents();
   });
 });

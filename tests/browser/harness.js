@@ -190,6 +190,13 @@ async function expectTexts(page, selector, expected, message) {
   assert.deepEqual(await texts(page, selector), expected, message);
 }
 
+/** Waits until the texts of the elements matching `selector` are exactly `expected`. */
+async function expectList(page, selector, expected, message) {
+  const same = (list) => JSON.stringify(list) === JSON.stringify(expected);
+  await waitFor(`${message}: ${JSON.stringify(expected)}`, async () => same(await texts(page, selector)),
+    STEP_MS, async () => `${message} is ${JSON.stringify(await texts(page, selector))}`);
+}
+
 /** Waits until the text of `selector` is `expected` (exactly). */
 async function expectText(page, selector, expected, message) {
   const current = () => page.$eval(selector, (element) => element.textContent).catch((e) => `<${e.message}>`);
@@ -208,5 +215,6 @@ module.exports = {
   sleep,
   texts,
   expectTexts,
+  expectList,
   expectText,
 };
