@@ -13,7 +13,9 @@
 )]
 
 use krmx_tests::cli::{krmx_binary, workspace_root};
-use krmx_tests::node::{assert_every_test_passed, declared_tests, install_packages, run_node_tests};
+use krmx_tests::node::{
+    assert_every_test_passed, declared_tests, install_packages, run_node_tests,
+};
 use krmx_tests::tls::TestCerts;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
