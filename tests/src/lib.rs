@@ -10,6 +10,7 @@
 //!   transport's test file runs all of them with one line per transport.
 //! - [`cli`] drives the `krmx` binary through stdin and stdout.
 //! - [`openmetrics`] parses a metrics scrape strictly.
+//! - [`node`] runs a folder of JavaScript tests with node's test runner and checks its summary.
 //! - [`rust_client`] runs the Rust client adapters (blocking and async) against `krmx serve`.
 #![allow(
     clippy::unwrap_used,
@@ -23,6 +24,7 @@ pub mod client;
 pub mod frames;
 pub mod hostile;
 pub mod msg;
+pub mod node;
 pub mod openmetrics;
 pub mod promptness;
 pub mod rust_client;
