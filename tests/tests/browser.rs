@@ -1,7 +1,8 @@
 //! The real-browser tests (tests/browser): headless Chromium, the Debian package's, driven by
 //! playwright-core, loads pages from `krmx serve --static-dir` and links, chats, closes,
 //! reloads and is rejected there, over `ws://` and `wss://`, on both transports; the demo
-//! (demo/) is driven the same way and photographed to `target/screenshots/demo.png`.
+//! (demo/) and the monitor are driven the same way and photographed to
+//! `target/screenshots/demo.png` and `monitor.png`.
 //! Installs the packages with `npm ci` when they are missing; a missing browser or a failing
 //! install fails these tests, they never skip. Passing means node ran every test of the files
 //! below and each passed (see [`krmx_tests::node`]).
@@ -23,10 +24,14 @@ use std::time::Duration;
 /// The files of JavaScript tests, each with how many `it(` declarations it has (checked against
 /// the file, so that a test added or removed there fails here until it is counted again). In
 /// each, one declaration only reports missing packages and runs only when they are missing.
-const TEST_FILES: [(&str, usize); 2] = [("browser.test.js", 7), ("demo.test.js", 4)];
+const TEST_FILES: [(&str, usize); 3] = [
+    ("browser.test.js", 7),
+    ("demo.test.js", 4),
+    ("monitor.test.js", 2),
+];
 
 /// How many tests node must report, all passed: every declaration but the missing-packages one.
-const EXPECTED_TESTS: usize = TEST_FILES[0].1 - 1 + TEST_FILES[1].1 - 1;
+const EXPECTED_TESTS: usize = TEST_FILES[0].1 - 1 + TEST_FILES[1].1 - 1 + TEST_FILES[2].1 - 1;
 
 /// The browser, as Debian installs it (`apt-get install chromium`).
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -57,6 +62,7 @@ fn pages_in_chromium_work_with_krmx_serve_on(transport: &str) {
     // The wss:// test's certificates, made now; its browser contexts ignore certificate errors.
     let certs = TestCerts::generate();
     let screenshot = target_dir().join("screenshots").join("demo.png");
+    let monitor_screenshot = target_dir().join("screenshots").join("monitor.png");
     let run = run_node_tests(
         &dir,
         &[
@@ -65,6 +71,7 @@ fn pages_in_chromium_work_with_krmx_serve_on(transport: &str) {
             ("KRMX_TLS_KEY", certs.key_file().as_os_str()),
             ("KRMX_CHROMIUM", CHROMIUM.as_ref()),
             ("KRMX_SCREENSHOT", screenshot.as_os_str()),
+            ("KRMX_MONITOR_SCREENSHOT", monitor_screenshot.as_os_str()),
             ("KRMX_STARTUP_TIMEOUT_MS", "20000".as_ref()),
         ],
         Duration::from_secs(120),
@@ -77,11 +84,13 @@ fn pages_in_chromium_work_with_krmx_serve_on(transport: &str) {
             "{file} declares {declared} tests, this file counted {counted}: count TEST_FILES again"
         );
     }
-    assert!(
-        screenshot.is_file(),
-        "the demo test wrote no {}",
-        screenshot.display()
-    );
+    for written in [&screenshot, &monitor_screenshot] {
+        assert!(
+            written.is_file(),
+            "the browser tests wrote no {}",
+            written.display()
+        );
+    }
     println!("{}", run.stdout);
 }
 
