@@ -27,6 +27,8 @@ pub(crate) struct Behaviour {
     pub(crate) rejects: HashMap<String, String>,
     pub(crate) reaction: Reaction,
     pub(crate) quiet: bool,
+    /// Rooms are on: user commands address a room.
+    pub(crate) rooms: bool,
 }
 
 /// Whether the server keeps running.
@@ -63,8 +65,8 @@ impl<W: Write> App<W> {
         if let Some(trimmer) = &self.trimmer {
             trimmer.touch();
         }
-        while let Some(event) = server.poll_event() {
-            self.on_event(server, event)?;
+        while let Some((room, event)) = server.poll_room_event() {
+            self.on_event(server, room.as_deref(), event)?;
         }
         self.out.flush()?;
         Ok(if server.status() == Status::Closed {
@@ -74,10 +76,15 @@ impl<W: Write> App<W> {
         })
     }
 
-    fn on_event(&mut self, server: &mut dyn Commands, event: Event) -> io::Result<()> {
+    fn on_event(
+        &mut self,
+        server: &mut dyn Commands,
+        room: Option<&str>,
+        event: Event,
+    ) -> io::Result<()> {
         let quiet = self.behaviour.quiet && matches!(event, Event::Message { .. });
         if !quiet {
-            if let Some(line) = json::event_line(&event, self.behaviour.manual_auth) {
+            if let Some(line) = json::event_line(&event, self.behaviour.manual_auth, room) {
                 writeln!(self.out, "{line}")?;
             }
         }
@@ -103,7 +110,13 @@ impl<W: Write> App<W> {
             _ => None,
         };
         if let Some(input) = reaction {
-            if let Err(error) = server.input(input) {
+            let result = match room {
+                Some(room) => server
+                    .input_in(room, input)
+                    .map_err(|error| error.to_string()),
+                None => server.input(input).map_err(|error| error.to_string()),
+            };
+            if let Err(error) = result {
                 tracing::warn!(%error, "automatic reaction failed");
             }
         }
@@ -114,7 +127,7 @@ impl<W: Write> App<W> {
     pub(crate) fn on_line(&mut self, server: &mut dyn Commands, line: &str) -> io::Result<Flow> {
         let reply = match Command::parse(line) {
             Ok(None) => return Ok(Flow::Continue),
-            Ok(Some(command)) => self.execute(server, command),
+            Ok(Some(command)) => self.execute(server, command, None),
             Err(message) => json::error_reply(&message),
         };
         let flow = self.drain(server)?;
@@ -131,10 +144,49 @@ impl<W: Write> App<W> {
         self.drain(server)
     }
 
-    fn execute(&mut self, server: &mut dyn Commands, command: Command) -> String {
+    fn execute(
+        &mut self,
+        server: &mut dyn Commands,
+        command: Command,
+        room: Option<&str>,
+    ) -> String {
         let name = command.name();
+        let addresses_users = !matches!(
+            command,
+            Command::Status | Command::Close | Command::Rooms | Command::In(..)
+        );
+        if self.behaviour.rooms && room.is_none() && addresses_users {
+            return json::error_reply(&format!("rooms are on: address a room, in ROOM {name} ..."));
+        }
+        if let Some(room) = room {
+            if server.room(room).is_none() {
+                return json::error_reply(&format!("no room {room}"));
+            }
+        }
+        let pending = |server: &dyn Commands, id| match room {
+            Some(room) => server
+                .room(room)
+                .is_some_and(|krmx| krmx.is_auth_pending(id)),
+            None => server.krmx().is_auth_pending(id),
+        };
         let input = match command {
-            Command::Users => return json::users_reply(&server.users()),
+            Command::In(room, inner) => {
+                if !self.behaviour.rooms {
+                    return json::error_reply("rooms are off (krmx serve --rooms PREFIX)");
+                }
+                return self.execute(server, *inner, Some(&room));
+            }
+            Command::Rooms => return json::rooms_reply(&server.rooms()),
+            Command::Users => {
+                let users = match room {
+                    Some(room) => server
+                        .room(room)
+                        .map(|krmx| krmx.users().collect())
+                        .unwrap_or_default(),
+                    None => server.users(),
+                };
+                return json::users_reply(&users);
+            }
             Command::Status => return json::status_reply(server.status()),
             Command::Join(username) => Input::Join { username },
             Command::Kick(username) => Input::Kick { username },
@@ -148,7 +200,7 @@ impl<W: Write> App<W> {
                 message,
                 skip: Some(skip),
             },
-            Command::Accept(id) | Command::Reject(id, _) if !server.krmx().is_auth_pending(id) => {
+            Command::Accept(id) | Command::Reject(id, _) if !pending(server, id) => {
                 return json::error_reply(&format!("no pending authentication with id {id}"));
             }
             Command::Accept(id) => Input::AuthDecided {
@@ -161,9 +213,15 @@ impl<W: Write> App<W> {
             },
             Command::Close => Input::Close,
         };
-        match server.input(input) {
+        let result = match room {
+            Some(room) => server
+                .input_in(room, input)
+                .map_err(|error| error.to_string()),
+            None => server.input(input).map_err(|error| error.to_string()),
+        };
+        match result {
             Ok(()) => json::ok_reply(name),
-            Err(error) => json::error_reply(&error.to_string()),
+            Err(error) => json::error_reply(&error),
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use krmx_core::{KrmxConfig, ProtocolVersion, QueryRequirement};
-use krmx_driver::{AllowedOrigins, Monitor, ServerTls, StaticFiles, TransportConfig};
+use krmx_driver::{AllowedOrigins, Monitor, RoomsConfig, ServerTls, StaticFiles, TransportConfig};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -67,6 +67,21 @@ pub(crate) struct ServeArgs {
     /// port with the server's health as JSON. Off when not given.
     #[arg(long, value_name = "PATH")]
     pub(crate) health_path: Option<String>,
+    /// Rooms: every WebSocket path PREFIX/<id> is its own Krmx world (users, presence,
+    /// authentication), opened on its first connection and dropped `--room-idle-ms` after its
+    /// last user left. Events carry a `room`; user commands take one (`in ROOM join bob`).
+    #[arg(long, value_name = "PREFIX")]
+    pub(crate) rooms: Option<String>,
+    /// With `--rooms`: at most this many rooms at once; a connection to a new room past it is
+    /// closed 1013 `too many rooms`.
+    #[arg(long, default_value_t = krmx_driver::DEFAULT_MAX_ROOMS, requires = "rooms")]
+    pub(crate) max_rooms: usize,
+    /// With `--rooms`: the longest room id, in characters (ids are `A-Z a-z 0-9 - _ .`).
+    #[arg(long, default_value_t = krmx_driver::DEFAULT_MAX_ROOM_ID_CHARS, requires = "rooms")]
+    pub(crate) max_room_id_chars: usize,
+    /// With `--rooms`: how long an empty room is kept before it is dropped.
+    #[arg(long, default_value_t = 30_000, requires = "rooms")]
+    pub(crate) room_idle_ms: u64,
     /// Turn the monitor on (a page at `--monitor-path` and its API, for operators): the API
     /// requires `Authorization: Bearer TOKEN`, at least 16 characters. Prefer the environment
     /// variable: command lines are visible to other users of the machine.
@@ -207,6 +222,14 @@ impl ServeArgs {
         }
         if let Some(path) = &self.health_path {
             config = config.health_path(path);
+        }
+        if let Some(prefix) = &self.rooms {
+            config = config.rooms(
+                RoomsConfig::new(prefix)
+                    .max_rooms(self.max_rooms)
+                    .max_id_chars(self.max_room_id_chars)
+                    .idle(Duration::from_millis(self.room_idle_ms)),
+            );
         }
         if let Some(token) = &self.monitor_token {
             let monitor = Monitor::new(&self.monitor_path, token)

@@ -16,6 +16,10 @@ pub(crate) enum Command {
     Accept(AuthId),
     Reject(AuthId, String),
     Close,
+    /// The open rooms (rooms on).
+    Rooms,
+    /// A command for one room (rooms on): `in ROOM COMMAND`.
+    In(String, Box<Command>),
 }
 
 impl Command {
@@ -33,6 +37,8 @@ impl Command {
             Self::Accept(_) => "accept",
             Self::Reject(..) => "reject",
             Self::Close => "close",
+            Self::Rooms => "rooms",
+            Self::In(_, command) => command.name(),
         }
     }
 
@@ -67,6 +73,28 @@ impl Command {
                 Self::Reject(auth_id(word, id)?, reason.to_owned())
             }
             "close" => no_args(word, rest, Self::Close)?,
+            "rooms" => no_args(word, rest, Self::Rooms)?,
+            "in" => {
+                let (room, command) = split_word(rest);
+                if room.is_empty() {
+                    return Err("usage: in ROOM COMMAND".to_owned());
+                }
+                match Self::parse(command)? {
+                    Some(Self::Join(_) | Self::Kick(_) | Self::Unlink(_))
+                    | Some(Self::Send(..))
+                    | Some(Self::Broadcast(_) | Self::BroadcastExcept(..) | Self::Users)
+                    | Some(Self::Accept(_) | Self::Reject(..)) => {}
+                    _ => {
+                        return Err("in ROOM takes join, kick, unlink, send, broadcast, \
+                                    broadcast-except, users, accept or reject"
+                            .to_owned());
+                    }
+                }
+                match Self::parse(command)? {
+                    Some(inner) => Self::In(room.to_owned(), Box::new(inner)),
+                    None => return Err("usage: in ROOM COMMAND".to_owned()),
+                }
+            }
             other => return Err(format!("unknown command '{other}'")),
         };
         Ok(Some(command))

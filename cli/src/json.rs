@@ -1,11 +1,12 @@
 //! The stdout lines of CLI.md: events and command replies, one JSON object each.
 
 use krmx_core::{Event, Status, UserInfo};
+use krmx_driver::RoomInfo;
 use serde_json::{Map, Value, json};
 
 /// The line for an event; `None` for events the contract does not print.
-pub(crate) fn event_line(event: &Event, with_auth_id: bool) -> Option<String> {
-    let value = match event {
+pub(crate) fn event_line(event: &Event, with_auth_id: bool, room: Option<&str>) -> Option<String> {
+    let mut value = match event {
         Event::Listening { port } => json!({"event": "listen", "port": port}),
         Event::Closed => json!({"event": "close"}),
         Event::AuthRequested {
@@ -37,6 +38,9 @@ pub(crate) fn event_line(event: &Event, with_auth_id: bool) -> Option<String> {
             json!({"event": "message", "username": username.as_str(), "message": message})
         }
     };
+    if let (Some(room), Value::Object(line)) = (room, &mut value) {
+        line.insert("room".into(), json!(room));
+    }
     Some(value.to_string())
 }
 
@@ -54,6 +58,21 @@ pub(crate) fn users_reply(users: &[UserInfo]) -> String {
         .map(|user| json!({"username": user.username.as_str(), "isLinked": user.is_linked}))
         .collect();
     json!({ "users": users }).to_string()
+}
+
+pub(crate) fn rooms_reply(rooms: &[RoomInfo]) -> String {
+    let rooms: Vec<Value> = rooms
+        .iter()
+        .map(|room| {
+            json!({
+                "room": room.name,
+                "users": room.users,
+                "linkedUsers": room.linked_users,
+                "connections": room.connections,
+            })
+        })
+        .collect();
+    json!({ "rooms": rooms }).to_string()
 }
 
 pub(crate) fn status_reply(status: Status) -> String {

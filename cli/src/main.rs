@@ -48,6 +48,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
             Reaction::None
         },
         quiet: args.quiet,
+        rooms: args.rooms.is_some(),
     };
     let transport = match args.transport_config() {
         Ok(transport) => transport,

@@ -122,8 +122,16 @@ impl Rejections {
         self.iter().map(|(_, count)| count).sum()
     }
 
-    fn add(&mut self, reason: Rejection) {
-        let count = match reason {
+    /// Adds every count of `other` (the rejections of several cores, as a server with rooms
+    /// reports them).
+    pub fn merge(&mut self, other: &Rejections) {
+        for (reason, count) in other.iter() {
+            self.add_many(reason, count);
+        }
+    }
+
+    fn add_many(&mut self, reason: Rejection, count: u64) {
+        let slot = match reason {
             Rejection::InvalidLinkRequest => &mut self.invalid_link_request,
             Rejection::VersionMismatch => &mut self.version_mismatch,
             Rejection::InvalidUsername => &mut self.invalid_username,
@@ -136,7 +144,11 @@ impl Rejections {
             Rejection::UnlinkedConnection => &mut self.unlinked_connection,
             Rejection::InvalidMessage => &mut self.invalid_message,
         };
-        *count += 1;
+        *slot += count;
+    }
+
+    fn add(&mut self, reason: Rejection) {
+        self.add_many(reason, 1);
     }
 }
 

@@ -1,9 +1,10 @@
 //! [`Commands`]: the server as an application commands it, the same on every transport.
 
-use crate::driver::Driver;
+use crate::driver::{Driver, RoomError, RoomInfo};
 use crate::metrics::Metrics;
 use crate::stream::Stream;
 use krmx_core::{AuthDecision, AuthId, Error, Event, Input, Krmx, Message, Status, UserInfo};
+use std::sync::Arc;
 
 /// The server's commands and queries, for application code that runs inside the server's own
 /// loop (an event handler): written once against this trait, it runs on every transport.
@@ -38,6 +39,21 @@ pub trait Commands {
 
     /// The server's figures for monitoring; see [`Driver::metrics`].
     fn metrics(&self) -> Metrics;
+
+    /// The next event with its room; see [`Driver::poll_room_event`].
+    fn poll_room_event(&mut self) -> Option<(Option<Arc<str>>, Event)>;
+
+    /// Feeds any core input to room `room` (rooms on).
+    ///
+    /// # Errors
+    /// [`RoomError::NoRoom`], or the core's error.
+    fn input_in(&mut self, room: &str, input: Input) -> Result<(), RoomError>;
+
+    /// The core of room `room`, if it is open (rooms on).
+    fn room(&self, room: &str) -> Option<&Krmx>;
+
+    /// Every open room with its figures (rooms on).
+    fn rooms(&self) -> Vec<RoomInfo>;
 
     /// Joins an unlinked user.
     ///
@@ -136,5 +152,22 @@ impl<S: Stream> Commands for Driver<S> {
 
     fn metrics(&self) -> Metrics {
         Driver::metrics(self)
+    }
+
+    fn poll_room_event(&mut self) -> Option<(Option<Arc<str>>, Event)> {
+        Driver::poll_room_event(self)
+    }
+
+    fn input_in(&mut self, room: &str, input: Input) -> Result<(), RoomError> {
+        let now = self.turn_time();
+        Driver::input_in(self, now, room, input)
+    }
+
+    fn room(&self, room: &str) -> Option<&Krmx> {
+        Driver::room(self, room)
+    }
+
+    fn rooms(&self) -> Vec<RoomInfo> {
+        Driver::rooms(self)
     }
 }

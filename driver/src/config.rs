@@ -1,6 +1,6 @@
 //! [`TransportConfig`]: what the transports add to the core's configuration.
 
-use crate::{AllowedOrigins, Monitor, ServerTls, StaticFiles};
+use crate::{AllowedOrigins, Monitor, RoomsConfig, ServerTls, StaticFiles};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +36,7 @@ pub struct TransportConfig {
     pub(crate) metrics_path: Option<String>,
     pub(crate) static_files: Option<StaticFiles>,
     pub(crate) monitor: Option<Monitor>,
+    pub(crate) rooms: Option<RoomsConfig>,
 }
 
 impl Default for TransportConfig {
@@ -51,6 +52,7 @@ impl Default for TransportConfig {
             metrics_path: None,
             static_files: None,
             monitor: None,
+            rooms: None,
         }
     }
 }
@@ -211,6 +213,20 @@ impl TransportConfig {
     #[must_use]
     pub fn monitor_value(&self) -> Option<&Monitor> {
         self.monitor.as_ref()
+    }
+
+    /// Turns rooms on (see [`RoomsConfig`]): every WebSocket path under its prefix is its own
+    /// Krmx world. Off by default: one world, as the core's path rule says.
+    #[must_use]
+    pub fn rooms(mut self, rooms: RoomsConfig) -> Self {
+        self.rooms = Some(rooms);
+        self
+    }
+
+    /// The rooms, if they are on.
+    #[must_use]
+    pub fn rooms_value(&self) -> Option<&RoomsConfig> {
+        self.rooms.as_ref()
     }
 
     /// The read buffer of each connection, in bytes (at least 256).

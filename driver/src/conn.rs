@@ -67,6 +67,8 @@ pub(crate) struct Conn<S: Stream> {
     pub(crate) condemned: bool,
     /// When its last ping, which went out, is judged unless a pong was read since.
     pub(crate) ping_due: Option<Instant>,
+    /// The room its core is in (0, the default world, until it is open).
+    pub(crate) room: usize,
 }
 
 impl<S: Stream> Conn<S> {
@@ -84,6 +86,7 @@ impl<S: Stream> Conn<S> {
             check_at: None,
             condemned: false,
             ping_due: None,
+            room: 0,
         }
     }
 

@@ -13,6 +13,7 @@ use crate::metrics::{Closer, Metrics};
 use crate::monitor::{self, EventLog, Route};
 use crate::outbox::Outbox;
 use crate::reading::{Step, step};
+use crate::rooms::{RoomTable, RoomsConfig};
 use crate::socket::Socket;
 use crate::stream::Stream;
 use crate::tally::Tally;
@@ -139,7 +140,14 @@ pub enum Refusal {
 ///    [`writable`](Self::writable), [`run_commands`](Self::run_commands), then
 ///    [`tick`](Self::tick).
 pub struct Driver<S: Stream> {
-    krmx: Krmx,
+    /// The Krmx worlds: the default one, and the rooms when they are on.
+    rooms: RoomTable,
+    /// The port the server listens on (given to every room's core).
+    port: u16,
+    /// The server's close began (every room closes).
+    closing: bool,
+    /// Every room's core closed.
+    all_closed: bool,
     config: Arc<KrmxConfig>,
     transport: TransportConfig,
     ws_config: WebSocketConfig,
@@ -181,7 +189,8 @@ pub struct Driver<S: Stream> {
     settling: bool,
     /// Frames of the close still allowed in this turn (see [`CLOSE_TURN_FRAMES`]).
     close_turn_frames: usize,
-    events: VecDeque<Event>,
+    /// Events for the application, with their room (`None`: the default world).
+    events: VecDeque<(Option<Arc<str>>, Event)>,
     /// The recent events, for the monitor (kept only when it is on).
     monitor_log: EventLog,
     io: VecDeque<Io>,
@@ -209,7 +218,10 @@ impl<S: Stream> Driver<S> {
         let limits = Limits::of(&config);
         let budget = config.buffered_budget_value();
         let mut driver = Self {
-            krmx: Krmx::new(config.clone()),
+            rooms: RoomTable::new(Krmx::new(config.clone())),
+            port,
+            closing: false,
+            all_closed: false,
             config: Arc::new(config),
             transport,
             ws_config,
@@ -243,7 +255,7 @@ impl<S: Stream> Driver<S> {
             waker: None,
         };
         for input in [Input::Start, Input::Listen { port }] {
-            if let Err(error) = driver.feed(input) {
+            if let Err(error) = driver.feed(0, input) {
                 // A new core accepts both; anything else is a bug worth seeing.
                 debug_assert!(false, "a new core refused to start: {error}");
                 tracing::error!(%error, "a new core refused to start");
@@ -281,19 +293,76 @@ impl<S: Stream> Driver<S> {
     /// The core, for queries.
     #[must_use]
     pub fn krmx(&self) -> &Krmx {
-        &self.krmx
+        self.default_krmx()
+    }
+
+    /// The default world's core (always there).
+    fn default_krmx(&self) -> &Krmx {
+        match self.rooms.default_krmx() {
+            Some(krmx) => krmx,
+            // The table is made with the default world and never drops it.
+            None => unreachable_default(),
+        }
     }
 
     /// The server status.
     #[must_use]
     pub fn status(&self) -> Status {
-        self.krmx.status()
+        if self.all_closed {
+            Status::Closed
+        } else if self.closing {
+            Status::Closing
+        } else {
+            self.default_krmx().status()
+        }
     }
 
     /// Every user in join order.
     #[must_use]
     pub fn users(&self) -> Vec<UserInfo> {
-        self.krmx.users().collect()
+        self.default_krmx().users().collect()
+    }
+
+    /// The core of room `name`, if it is open (rooms on).
+    #[must_use]
+    pub fn room(&self, name: &str) -> Option<&Krmx> {
+        let index = self.rooms.find(name)?;
+        self.rooms.get(index).map(|room| &room.krmx)
+    }
+
+    /// Every open room with its figures, in the order they were opened (rooms on).
+    #[must_use]
+    pub fn rooms(&self) -> Vec<RoomInfo> {
+        self.rooms
+            .iter()
+            .filter_map(|room| {
+                let name = room.name.as_ref()?;
+                let (mut users, mut linked_users) = (0, 0);
+                for user in room.krmx.users() {
+                    users += 1;
+                    linked_users += usize::from(user.is_linked);
+                }
+                Some(RoomInfo {
+                    name: name.to_string(),
+                    users,
+                    linked_users,
+                    connections: room.krmx.connections().count(),
+                })
+            })
+            .collect()
+    }
+
+    /// Feeds an input to room `name` at `now` (see [`input`](Self::input)).
+    ///
+    /// # Errors
+    /// [`RoomError::NoRoom`], or the core's error.
+    pub fn input_in(&mut self, now: Instant, room: &str, input: Input) -> Result<(), RoomError> {
+        self.advance_to(now);
+        let index = self
+            .rooms
+            .find(room)
+            .ok_or_else(|| RoomError::NoRoom(room.to_owned()))?;
+        self.feed(index, input).map_err(RoomError::Core)
     }
 
     /// Whether new connections are taken ([`accept`](Self::accept)); `false` once closed.
@@ -305,7 +374,7 @@ impl<S: Stream> Driver<S> {
     /// Whether the server closed and every connection is gone: the pump may end.
     #[must_use]
     pub fn is_finished(&self) -> bool {
-        self.krmx.status() == Status::Closed && self.free_slots.len() == self.slots.len()
+        self.all_closed && self.free_slots.len() == self.slots.len()
     }
 
     /// Feeds any core input at `now` and carries out what follows. [`Input::Close`] also stops
@@ -315,7 +384,7 @@ impl<S: Stream> Driver<S> {
     /// The core's error, for example `cannot kick a user that does not exist`.
     pub fn input(&mut self, now: Instant, input: Input) -> Result<(), Error> {
         self.advance_to(now);
-        self.feed(input)
+        self.feed(0, input)
     }
 
     /// The next event for the application; `None` once every event is out **and** every
@@ -323,11 +392,18 @@ impl<S: Stream> Driver<S> {
     /// which queues its events: they come out here before `None`). Drain it after every
     /// turn and after every command.
     pub fn poll_event(&mut self) -> Option<Event> {
+        self.poll_room_event().map(|(_, event)| event)
+    }
+
+    /// As [`poll_event`](Self::poll_event), with the room the event happened in (`None` for
+    /// the default world: every event when rooms are off, and the server's own `listening` and
+    /// `closed` when they are on).
+    pub fn poll_room_event(&mut self) -> Option<(Option<Arc<str>>, Event)> {
         if self.events.is_empty() {
             self.flush_dirty();
             if self.close_may_go_on() {
                 // The connections took what the last leaves queued: the next ones.
-                self.carry_out();
+                self.carry_out_all();
                 self.flush_dirty();
             }
         }
@@ -351,33 +427,43 @@ impl<S: Stream> Driver<S> {
     /// The server's figures now: what it holds and its running totals (see [`Metrics`]).
     #[must_use]
     pub fn metrics(&self) -> Metrics {
-        let (mut users, mut linked_users) = (0, 0);
-        for user in self.krmx.users() {
-            users += 1;
-            linked_users += u64::from(user.is_linked);
+        let (mut users, mut linked_users, mut connections, mut pending) = (0, 0, 0, 0);
+        let (mut connections_accepted, mut links_accepted) = (0, 0);
+        let mut rejections = krmx_core::Rejections::default();
+        for room in self.rooms.iter() {
+            for user in room.krmx.users() {
+                users += 1;
+                linked_users += u64::from(user.is_linked);
+            }
+            connections += room.krmx.connections().count() as u64;
+            pending += room.krmx.pending_auths() as u64;
+            let counters = room.krmx.counters();
+            connections_accepted += counters.connections_accepted;
+            links_accepted += counters.links_accepted;
+            rejections.merge(&counters.rejections);
         }
-        let counters = self.krmx.counters();
         let tally = &self.tally;
         Metrics {
-            status: self.krmx.status(),
+            status: self.status(),
+            rooms: self.rooms.named() as u64,
             protocol_version: self.config.served_version().to_string(),
             uptime: self.now.saturating_duration_since(self.started),
             streams_accepted: tally.streams_accepted,
             http_requests: tally.http_requests(),
             upgrades_failed: tally.upgrades_failed,
             tls_handshakes_failed: tally.tls_handshakes_failed,
-            connections_accepted: counters.connections_accepted,
-            connections_open: self.krmx.connections().count() as u64,
+            connections_accepted,
+            connections_open: connections,
             users,
             linked_users,
-            pending_auths: self.krmx.pending_auths() as u64,
+            pending_auths: pending,
             messages_received: tally.messages_received,
             messages_received_bytes: tally.messages_received_bytes,
             messages_sent: tally.messages_sent,
             messages_sent_bytes: tally.messages_sent_bytes,
             buffered_bytes: self.buffered_total as u64,
-            links_accepted: counters.links_accepted,
-            rejections: counters.rejections.clone(),
+            links_accepted,
+            rejections,
             closes: tally.closes(),
             slow_consumers: tally.slow_consumers(),
             turns: tally.turns(),
@@ -402,7 +488,7 @@ impl<S: Stream> Driver<S> {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         [
-            self.krmx.poll_timeout(),
+            self.rooms.next_deadline(),
             self.handshake_deadlines.front().map(|(at, _)| *at),
             self.linger_deadlines.front().map(|(at, _)| *at),
             self.backlog_checks.peek().map(|Reverse((at, _))| *at),
@@ -432,8 +518,13 @@ impl<S: Stream> Driver<S> {
             self.settle_close();
         }
         self.check_backlogs(now);
-        if self.krmx.poll_timeout().is_some_and(|at| at <= now) {
-            self.feed_fact(Input::Tick);
+        for room in self.rooms.due(now) {
+            self.feed_fact(room, Input::Tick);
+        }
+        if let Some(rooms) = &self.transport.rooms {
+            for name in self.rooms.drop_idle(now, rooms.idle_value()) {
+                tracing::debug!(room = %name, "room dropped");
+            }
         }
         while let Some(&(at, key)) = self.handshake_deadlines.front() {
             if at > now {
@@ -665,11 +756,18 @@ impl<S: Stream> Driver<S> {
     fn command(&mut self, command: Command) {
         // A dropped reply means nobody waits for the answer.
         match command {
-            Command::Input { input, reply } => {
-                let result = self.feed(input).map_err(CommandError::Core);
+            Command::Input { room, input, reply } => {
+                let result = match room {
+                    None => self.feed(0, input).map_err(CommandError::Core),
+                    Some(name) => match self.rooms.find(&name) {
+                        Some(index) => self.feed(index, input).map_err(CommandError::Core),
+                        None => Err(CommandError::NoRoom(name)),
+                    },
+                };
                 drop(reply.try_send(result));
             }
             Command::Users(reply) => drop(reply.try_send(Ok(self.users()))),
+            Command::Rooms(reply) => drop(reply.try_send(Ok(self.rooms()))),
             Command::Status(reply) => drop(reply.try_send(Ok(self.status()))),
             Command::Metrics(reply) => drop(reply.try_send(Ok(self.metrics()))),
             Command::Adopt {
@@ -779,9 +877,10 @@ impl<S: Stream> Driver<S> {
         self.free_slots.push(slot);
         self.io.push_back(Io::Released(key));
         self.buffered_total = self.buffered_total.saturating_sub(conn.accounted);
+        let room = conn.room;
         if let Phase::Open { id, .. } = conn.phase {
             drop(conn);
-            self.feed_fact(Input::ConnectionClosed { conn: id });
+            self.feed_fact(room, Input::ConnectionClosed { conn: id });
         }
     }
 
@@ -798,8 +897,45 @@ impl<S: Stream> Driver<S> {
         };
         self.mark_dirty(key.slot());
         let target = target.take();
-        self.feed_fact(Input::ConnectionOpened { conn: id, target });
+        let Some(room) = self.room_for(&target) else {
+            // Too many rooms: the core never learns of it.
+            self.start_closing(id, 1013, "too many rooms");
+            return;
+        };
+        if let Some(conn) = self.conn_mut(key) {
+            conn.room = room;
+        }
+        self.feed_fact(room, Input::ConnectionOpened { conn: id, target });
         self.read_messages(key);
+    }
+
+    /// The room a connection's request target joins: the default world with rooms off; with
+    /// them on, the room its path names, opened now if it is new (`None` when the cap on rooms
+    /// is reached).
+    fn room_for(&mut self, target: &str) -> Option<usize> {
+        let Some(rooms) = &self.transport.rooms else {
+            return Some(0);
+        };
+        let path = target.split(['?', '#']).next().unwrap_or_default();
+        // The handshake refused other paths.
+        let name = rooms.room_of(path)?;
+        if let Some(index) = self.rooms.find(name) {
+            return Some(index);
+        }
+        if self.rooms.named() >= rooms.max_rooms_value() {
+            tracing::info!(room = %name, "connection refused: too many rooms");
+            return None;
+        }
+        let config = (*self.config).clone().path(&rooms.path_of(name));
+        let index = self.rooms.open(name, Krmx::new(config));
+        tracing::debug!(room = %name, "room opened");
+        for input in [Input::Start, Input::Listen { port: self.port }] {
+            if let Err(error) = self.feed(index, input) {
+                debug_assert!(false, "a new room refused to start: {error}");
+                tracing::error!(%error, "a new room refused to start");
+            }
+        }
+        Some(index)
     }
 
     /// Reads every complete message the stream has and feeds each to the core, until the
@@ -972,12 +1108,11 @@ impl<S: Stream> Driver<S> {
     /// The server as the monitor shows it.
     fn monitor_state(&self) -> serde_json::Value {
         let figures = self.metrics();
-        let users: Vec<serde_json::Value> = self
-            .krmx
+        let krmx = self.default_krmx();
+        let users: Vec<serde_json::Value> = krmx
             .users()
             .map(|user| {
-                let connection = self
-                    .krmx
+                let connection = krmx
                     .linked_connection(user.username.as_str())
                     .map(|id| id.to_string());
                 serde_json::json!({
@@ -1038,7 +1173,7 @@ impl<S: Stream> Driver<S> {
             _ => return Err("not an action".to_owned()),
         };
         tracing::info!(?route, "monitor action");
-        self.feed(input).map_err(|error| error.to_string())
+        self.feed(0, input).map_err(|error| error.to_string())
     }
 
     /// Queues a plain HTTP response; the connection closes once it is out (or at the linger).
@@ -1061,6 +1196,7 @@ impl<S: Stream> Driver<S> {
         let check = RequestCheck::new(
             Arc::clone(&self.config),
             self.transport.allowed_origins.clone(),
+            self.transport.rooms.clone(),
         );
         let target = check.target_slot();
         let handshake = ServerHandshake::start(socket, check, Some(self.ws_config));
@@ -1078,12 +1214,13 @@ impl<S: Stream> Driver<S> {
             let Some(Conn {
                 phase: Phase::Open { ws, id },
                 outbox,
+                room,
                 ..
             }) = self.conn_mut(key)
             else {
                 return;
             };
-            let id = *id;
+            let (id, room) = (*id, *room);
             ws.get_mut().set_direct(outbox);
             let step = step(ws.read(), id);
             ws.get_mut().hand_over(outbox);
@@ -1099,7 +1236,7 @@ impl<S: Stream> Driver<S> {
                 if self.is_over_hard(id) {
                     self.condemn(key, Broken::Hard);
                 }
-                self.carry_out();
+                self.report_slow();
                 if self.conn(key).and_then(Conn::open_id).is_none() {
                     return;
                 }
@@ -1114,7 +1251,7 @@ impl<S: Stream> Driver<S> {
                             conn.ping_due = None;
                         }
                     }
-                    self.feed_fact(input);
+                    self.feed_fact(room, input);
                 }
                 Step::Nothing => {}
                 Step::WouldBlock => {
@@ -1138,9 +1275,16 @@ impl<S: Stream> Driver<S> {
     /// call, which would never come; it goes into the outbox now. The core learns first (the
     /// user is unlinked), then the reply goes out within the linger.
     fn peer_closed(&mut self, key: ConnKey, id: ConnectionId) {
-        let Some(Conn { phase, outbox, .. }) = self.conn_mut(key) else {
+        let Some(Conn {
+            phase,
+            outbox,
+            room,
+            ..
+        }) = self.conn_mut(key)
+        else {
             return;
         };
+        let room = *room;
         let Some(ws) = phase.begin_closing() else {
             return;
         };
@@ -1152,7 +1296,7 @@ impl<S: Stream> Driver<S> {
         ws.get_mut().hand_over(outbox);
         self.linger(key);
         self.forget_backlog(key);
-        self.feed_fact(Input::ConnectionClosed { conn: id });
+        self.feed_fact(room, Input::ConnectionClosed { conn: id });
         self.wait_readable(key);
     }
 
@@ -1292,7 +1436,7 @@ impl<S: Stream> Driver<S> {
             self.judge(key, verdict);
         }
         if !self.slow.is_empty() {
-            self.carry_out();
+            self.report_slow();
         }
     }
 
@@ -1373,7 +1517,7 @@ impl<S: Stream> Driver<S> {
                 self.release(slot);
             }
         }
-        self.carry_out();
+        self.report_slow();
     }
 
     /// Reports to the core the pings that left their outboxes: a ping is awaited from then on.
@@ -1388,12 +1532,13 @@ impl<S: Stream> Driver<S> {
             if entry.open_id() != Some(conn) {
                 continue;
             }
+            let room = entry.room;
             if let Some(every) = every {
                 let due = now + every;
                 entry.ping_due = Some(due);
                 self.ping_checks.push_back((due, key));
             }
-            self.feed_fact(Input::PingSent { conn });
+            self.feed_fact(room, Input::PingSent { conn });
         }
     }
 
@@ -1418,8 +1563,8 @@ impl<S: Stream> Driver<S> {
             return;
         }
         let Some(before) = self
-            .krmx
-            .poll_timeout()
+            .rooms
+            .next_deadline()
             .filter(|&at| at <= now)
             .and_then(|at| at.checked_sub(std::time::Duration::from_nanos(1)))
         else {
@@ -1455,7 +1600,8 @@ impl<S: Stream> Driver<S> {
     /// Whether the server is closing and the connections took enough of what the last leaves
     /// queued for the next ones to be produced.
     fn close_may_go_on(&self) -> bool {
-        self.krmx.status() == Status::Closing
+        self.closing
+            && !self.all_closed
             && (self.settling || self.buffered_total <= CLOSE_PACE_BYTES)
     }
 
@@ -1477,80 +1623,147 @@ impl<S: Stream> Driver<S> {
             self.free_slots.push(slot);
             self.io
                 .push_back(Io::Released(ConnKey::new(conn.serial, slot)));
-            gone.extend(conn.open_id());
+            if let Some(id) = conn.open_id() {
+                gone.push((conn.room, id));
+            }
         }
         self.buffered_total = 0;
         self.dirty.clear();
         self.settling = true;
-        for conn in gone {
-            if let Err(error) = self
-                .krmx
-                .handle_input(self.now, Input::ConnectionClosed { conn })
-            {
-                debug_assert!(false, "the core refused a closed connection: {error}");
+        let now = self.now;
+        for (room, conn) in gone {
+            if let Some(room) = self.rooms.get_mut(room) {
+                if let Err(error) = room
+                    .krmx
+                    .handle_input(now, Input::ConnectionClosed { conn })
+                {
+                    debug_assert!(false, "the core refused a closed connection: {error}");
+                }
             }
         }
-        self.carry_out();
+        self.carry_out_all();
     }
 
     // ----- the core -----
 
-    /// Feeds the core and carries out its outputs.
-    fn feed(&mut self, input: Input) -> Result<(), Error> {
-        let result = self.krmx.handle_input(self.now, input);
-        if self.krmx.status() == Status::Closing && self.accepting {
-            // The close began: no new connections, and a bound on how long it may take.
-            self.grace_deadline = Some(self.now + self.transport.shutdown_grace_value());
-            self.stop_accepting();
+    /// Feeds a room's core and carries out its outputs. The default world's close closes
+    /// every room.
+    fn feed(&mut self, room: usize, input: Input) -> Result<(), Error> {
+        let now = self.now;
+        let Some(entry) = self.rooms.get_mut(room) else {
+            return Ok(());
+        };
+        let result = entry.krmx.handle_input(now, input);
+        let status = entry.krmx.status();
+        if room == 0 && matches!(status, Status::Closing | Status::Closed) && !self.closing {
+            self.begin_close();
         }
-        self.carry_out();
+        self.settle_room(room);
+        self.carry_out(room);
         result
+    }
+
+    /// The server's close began (the default world is closing): no new connections, a bound
+    /// on how long it may take, and every room closes too.
+    fn begin_close(&mut self) {
+        self.closing = true;
+        self.grace_deadline = Some(self.now + self.transport.shutdown_grace_value());
+        self.stop_accepting();
+        let now = self.now;
+        for index in self.rooms.indices() {
+            if index == 0 {
+                continue;
+            }
+            if let Some(room) = self.rooms.get_mut(index) {
+                if let Err(error) = room.krmx.handle_input(now, Input::Close) {
+                    tracing::debug!(%error, "a room did not take the close");
+                }
+            }
+            self.settle_room(index);
+        }
+    }
+
+    /// After a room's core was fed: its timer and whether it is empty.
+    fn settle_room(&mut self, room: usize) {
+        let idle = self
+            .transport
+            .rooms
+            .as_ref()
+            .map_or(std::time::Duration::ZERO, RoomsConfig::idle_value);
+        self.rooms.settle(room, self.now, idle);
     }
 
     /// Feeds the core a fact about a connection the driver knows as open, which the core
     /// cannot refuse; a refusal is a driver bug, reported loudly.
-    fn feed_fact(&mut self, input: Input) {
-        if let Err(error) = self.feed(input) {
+    fn feed_fact(&mut self, room: usize, input: Input) {
+        if let Err(error) = self.feed(room, input) {
             debug_assert!(false, "the core refused a network fact: {error}");
             tracing::error!(%error, "the core refused a network fact");
         }
     }
 
-    /// Carries out every queued core output; connections over their bound are reported to
-    /// the core as slow consumers once the outputs at hand are out.
-    fn carry_out(&mut self) {
-        loop {
-            while !self.close_paused() {
-                let Some(output) = self.krmx.poll_output() else {
-                    break;
+    /// Carries out every queued output of a room's core, then reports the slow consumers
+    /// found meanwhile.
+    fn carry_out(&mut self, room: usize) {
+        self.drain_room(room);
+        self.report_slow();
+    }
+
+    /// Carries out every room's queued outputs (a close going on, a settle).
+    fn carry_out_all(&mut self) {
+        for room in self.rooms.indices() {
+            self.drain_room(room);
+        }
+        self.report_slow();
+    }
+
+    /// Carries out a room's queued outputs, as far as the close's pacing allows.
+    fn drain_room(&mut self, room: usize) {
+        while !self.close_paused() {
+            let Some(output) = self
+                .rooms
+                .get_mut(room)
+                .and_then(|entry| entry.krmx.poll_output())
+            else {
+                break;
+            };
+            if self.closing {
+                let frames = match &output {
+                    Output::Broadcast { to, .. } => to.len(),
+                    _ => 1,
                 };
-                if self.krmx.status() == Status::Closing {
-                    let frames = match &output {
-                        Output::Broadcast { to, .. } => to.len(),
-                        _ => 1,
-                    };
-                    self.close_turn_frames = self.close_turn_frames.saturating_sub(frames);
-                }
-                self.carry_out_one(output);
+                self.close_turn_frames = self.close_turn_frames.saturating_sub(frames);
             }
-            if self.slow.is_empty() {
-                return;
-            }
+            self.carry_out_one(room, output);
+        }
+    }
+
+    /// Connections over their bound, found while outputs were carried out, are reported to
+    /// their room's core as slow consumers: their own unlink and close go out after what they
+    /// were already receiving.
+    fn report_slow(&mut self) {
+        while !self.slow.is_empty() {
             for conn in std::mem::take(&mut self.slow) {
-                if let Some(entry) = self.conn_mut(ConnKey::of(conn)) {
-                    if entry.open_id() != Some(conn) {
-                        continue;
-                    }
-                    // Its own unlink and close go out after what it was already receiving.
-                    entry.condemned = false;
-                    let violation = Violation::SlowConsumer;
-                    if let Err(error) = self
+                let Some(entry) = self.conn_mut(ConnKey::of(conn)) else {
+                    continue;
+                };
+                if entry.open_id() != Some(conn) {
+                    continue;
+                }
+                entry.condemned = false;
+                let room = entry.room;
+                let violation = Violation::SlowConsumer;
+                let now = self.now;
+                if let Some(core) = self.rooms.get_mut(room) {
+                    if let Err(error) = core
                         .krmx
-                        .handle_input(self.now, Input::Violation { conn, violation })
+                        .handle_input(now, Input::Violation { conn, violation })
                     {
                         debug_assert!(false, "the core refused a slow consumer: {error}");
                     }
                 }
+                self.settle_room(room);
+                self.drain_room(room);
             }
         }
     }
@@ -1559,12 +1772,12 @@ impl<S: Stream> Driver<S> {
     /// be produced now (see [`CLOSE_PACE_BYTES`]), or this turn produced its share of them
     /// (see [`CLOSE_TURN_FRAMES`]).
     fn close_paused(&self) -> bool {
-        self.krmx.status() == Status::Closing
+        self.closing
             && !self.settling
             && (self.buffered_total > CLOSE_PACE_BYTES || self.close_turn_frames == 0)
     }
 
-    fn carry_out_one(&mut self, output: Output) {
+    fn carry_out_one(&mut self, room: usize, output: Output) {
         match output {
             Output::Send { to, text } => self.send_text(to, &text),
             Output::Broadcast { to, text } => {
@@ -1580,14 +1793,30 @@ impl<S: Stream> Driver<S> {
             }
             Output::Close { to, code, reason } => self.start_closing(to, code.0, reason),
             Output::Event(event) => {
-                if matches!(event, Event::Closed) {
-                    self.stop_accepting();
+                let name = self.rooms.get(room).and_then(|entry| entry.name.clone());
+                match event {
+                    Event::Closed => {
+                        if let Some(entry) = self.rooms.get_mut(room) {
+                            entry.closed = true;
+                        }
+                        if self.all_closed || self.rooms.iter().any(|entry| !entry.closed) {
+                            return;
+                        }
+                        // The last room closed: the server did.
+                        self.all_closed = true;
+                        self.stop_accepting();
+                        self.events.push_back((None, Event::Closed));
+                        return;
+                    }
+                    // A room's own start is no news: the server listens already.
+                    Event::Listening { .. } if name.is_some() => return,
+                    _ => {}
                 }
                 if self.transport.monitor.is_some() {
                     let at = self.now.saturating_duration_since(self.started);
                     self.monitor_log.record(at, &event);
                 }
-                self.events.push_back(event);
+                self.events.push_back((name, event));
             }
         }
     }
@@ -1665,10 +1894,45 @@ impl<S: Stream> Driver<S> {
     }
 }
 
+/// A room and its figures ([`Driver::rooms`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomInfo {
+    /// Its id.
+    pub name: String,
+    /// Its users, linked or not.
+    pub users: usize,
+    /// Its linked users.
+    pub linked_users: usize,
+    /// Its open connections.
+    pub connections: usize,
+}
+
+/// Why a command for a room failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RoomError {
+    /// No room of that id is open.
+    #[error("no room {0}")]
+    NoRoom(String),
+    /// The room's core refused it.
+    #[error(transparent)]
+    Core(#[from] Error),
+}
+
+/// The default world is made with the table and never dropped; reaching this is a bug.
+#[cold]
+fn unreachable_default() -> ! {
+    // Never reached: see `RoomTable::new` and `RoomTable::drop_idle` (named rooms only).
+    #[allow(clippy::panic)]
+    {
+        panic!("the default world is gone")
+    }
+}
+
 impl<S: Stream> std::fmt::Debug for Driver<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Driver")
-            .field("status", &self.krmx.status())
+            .field("status", &self.status())
             .field("connections", &(self.slots.len() - self.free_slots.len()))
             .finish_non_exhaustive()
     }

@@ -26,6 +26,8 @@ pub enum CommandError {
     NotAccepting,
     /// The server is gone: its driver was dropped before the command was carried out.
     ServerGone,
+    /// No room of that id is open.
+    NoRoom(String),
 }
 
 impl fmt::Display for CommandError {
@@ -34,6 +36,7 @@ impl fmt::Display for CommandError {
             Self::Core(error) => error.fmt(f),
             Self::NotAccepting => f.write_str("the server does not accept connections any more"),
             Self::ServerGone => f.write_str("the server is gone"),
+            Self::NoRoom(room) => write!(f, "no room {room}"),
         }
     }
 }
@@ -42,7 +45,7 @@ impl std::error::Error for CommandError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Core(error) => Some(error),
-            Self::NotAccepting | Self::ServerGone => None,
+            Self::NotAccepting | Self::ServerGone | Self::NoRoom(_) => None,
         }
     }
 }
@@ -58,10 +61,13 @@ type Answer<T> = async_channel::Sender<Result<T, CommandError>>;
 /// What a [`Handle`] asks of the driver.
 pub(crate) enum Command {
     Input {
+        /// `None`: the default world.
+        room: Option<String>,
         input: Input,
         reply: Answer<()>,
     },
     Users(Answer<Vec<UserInfo>>),
+    Rooms(Answer<Vec<crate::RoomInfo>>),
     Status(Answer<Status>),
     Metrics(Answer<crate::Metrics>),
     Adopt {
@@ -156,7 +162,23 @@ impl Handle {
 
     /// Feeds any core input (server commands, auth decisions, close).
     pub fn input(&self, input: Input) -> Reply<()> {
-        self.request(|reply| Command::Input { input, reply })
+        self.request(|reply| Command::Input {
+            room: None,
+            input,
+            reply,
+        })
+    }
+
+    /// Feeds a core input to room `room` (rooms on): [`CommandError::NoRoom`] when it is not
+    /// open.
+    pub fn input_in(&self, room: &str, input: Input) -> Reply<()> {
+        let room = Some(room.to_owned());
+        self.request(|reply| Command::Input { room, input, reply })
+    }
+
+    /// Every open room with its figures (rooms on).
+    pub fn rooms(&self) -> Reply<Vec<crate::RoomInfo>> {
+        self.request(Command::Rooms)
     }
 
     /// Joins an unlinked user ([`Input::Join`]).

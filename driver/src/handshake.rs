@@ -2,7 +2,7 @@
 //! with 403, a wrong path with 404, and the request target is recorded for the core's query
 //! check.
 
-use crate::AllowedOrigins;
+use crate::{AllowedOrigins, RoomsConfig};
 use krmx_core::{KrmxConfig, RequestRejection};
 use std::sync::{Arc, Mutex};
 use tungstenite::handshake::server::{Callback, ErrorResponse, Request, Response};
@@ -13,16 +13,23 @@ use tungstenite::http;
 pub(crate) struct RequestCheck {
     config: Arc<KrmxConfig>,
     origins: Option<Arc<AllowedOrigins>>,
+    /// With rooms on, the path must name a room (the room's core checks the query).
+    rooms: Option<RoomsConfig>,
     target: Arc<Mutex<Option<String>>>,
 }
 
 impl RequestCheck {
     /// A check against `config`'s path rule and, if given, the allowed origins.
     #[must_use]
-    pub(crate) fn new(config: Arc<KrmxConfig>, origins: Option<Arc<AllowedOrigins>>) -> Self {
+    pub(crate) fn new(
+        config: Arc<KrmxConfig>,
+        origins: Option<Arc<AllowedOrigins>>,
+        rooms: Option<RoomsConfig>,
+    ) -> Self {
         Self {
             config,
             origins,
+            rooms,
             target: Arc::default(),
         }
     }
@@ -70,7 +77,11 @@ impl Callback for RequestCheck {
                 }
             }
         }
-        if self.config.check_request(&target) == Err(RequestRejection::Path) {
+        let path_refused = match &self.rooms {
+            Some(rooms) => rooms.room_of(request.uri().path()).is_none(),
+            None => self.config.check_request(&target) == Err(RequestRejection::Path),
+        };
+        if path_refused {
             tracing::debug!(%target, "handshake refused: wrong path");
             return Err(not_found());
         }

@@ -37,6 +37,7 @@ mod origins;
 mod outbox;
 mod read_ahead;
 mod reading;
+mod rooms;
 mod server_tls;
 mod socket;
 mod static_files;
@@ -49,13 +50,14 @@ pub use config::{
     DEFAULT_CLOSE_LINGER, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READ_BUFFER_BYTES,
     DEFAULT_SHUTDOWN_GRACE, TransportConfig,
 };
-pub use driver::{ConnKey, Driver, Io, Readiness, Refusal};
+pub use driver::{ConnKey, Driver, Io, Readiness, Refusal, RoomError, RoomInfo};
 pub use handle::{AuthResponder, CommandError, Handle, Reply, Wake};
 pub use metrics::{
     CloseCount, Closer, Metrics, OPENMETRICS_CONTENT_TYPE, SlowConsumers, TurnTimes,
 };
 pub use monitor::{MIN_MONITOR_TOKEN_CHARS, MONITOR_EVENTS, Monitor, MonitorError};
 pub use origins::AllowedOrigins;
+pub use rooms::{DEFAULT_MAX_ROOM_ID_CHARS, DEFAULT_MAX_ROOMS, DEFAULT_ROOM_IDLE, RoomsConfig};
 pub use server_tls::{ServerTls, TlsError};
 pub use static_files::{MAX_STATIC_BYTES, MAX_STATIC_FILES, StaticFiles, StaticFilesError};
 pub use stream::Stream;

@@ -106,6 +106,8 @@ pub struct TurnTimes {
 pub struct Metrics {
     /// The server status.
     pub status: Status,
+    /// Rooms open now (0 with rooms off; see [`RoomsConfig`](crate::RoomsConfig)).
+    pub rooms: u64,
     /// The protocol version served (`0.6`).
     pub protocol_version: String,
     /// Time since the driver was created, as of the current turn.

@@ -101,6 +101,7 @@ impl Collector for Snapshot {
             None,
             m.tls_handshakes_failed,
         )?;
+        gauge(e, "rooms", "Rooms open (0 with rooms off)", None, m.rooms)?;
         counter(
             e,
             "connections_accepted",

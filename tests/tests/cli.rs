@@ -826,6 +826,185 @@ fn monitor_refuses_requests_without_the_token_and_steers_the_server_with_it(tran
     assert!(stderr.contains("at least 16 characters"), "{stderr}");
 }
 
+fn in_room(name: &str, username: &str, room: &str) -> Value {
+    json!({"event": name, "username": username, "room": room})
+}
+
+/// With `--rooms`, every path under the prefix is its own world: the same username in two
+/// rooms, presence and relay kept to each room, events and commands that carry the room, the
+/// cap on rooms, and an empty room dropped after its idle time.
+fn rooms_are_separate_worlds_routed_by_path(transport: &str) {
+    let mut server = CliServer::start(
+        transport,
+        &[
+            "--rooms",
+            "/rooms",
+            "--relay",
+            "--max-rooms",
+            "2",
+            "--room-idle-ms",
+            "100",
+        ],
+    );
+    let addr = server.addr();
+    let authenticate = |room: &str, username: &str| json!({"event": "authenticate", "username": username, "isNewUser": true, "room": room});
+    let mut alice = Client::connect_path(addr, "/rooms/table-1");
+    alice.link("alice");
+    alice.expect_linked(&[("alice", true)]);
+    server.expect_lines(&[
+        authenticate("table-1", "alice"),
+        in_room("join", "alice", "table-1"),
+        in_room("link", "alice", "table-1"),
+    ]);
+    let mut bob = Client::connect_path(addr, "/rooms/table-1?seat=2");
+    bob.link("bob");
+    bob.expect_linked(&[("alice", true), ("bob", true)]);
+    alice.expect_jsons(&[
+        krmx_tests::msg::joined("bob"),
+        krmx_tests::msg::linked("bob"),
+    ]);
+    server.expect_lines(&[
+        authenticate("table-1", "bob"),
+        in_room("join", "bob", "table-1"),
+        in_room("link", "bob", "table-1"),
+    ]);
+    // Another room: an alice of its own, who sees nobody from table-1.
+    let mut other = Client::connect_path(addr, "/rooms/table-2");
+    other.link("alice");
+    other.expect_linked(&[("alice", true)]);
+    server.expect_lines(&[
+        authenticate("table-2", "alice"),
+        in_room("join", "alice", "table-2"),
+        in_room("link", "alice", "table-2"),
+    ]);
+    // The relay stays in its room.
+    let say = krmx_tests::msg::custom("chat/say", json!("hi table 1"));
+    alice.send_json(&say);
+    server.expect(
+        &json!({"event": "message", "username": "alice", "message": say, "room": "table-1"}),
+    );
+    alice.expect_json(&say);
+    bob.expect_json(&say);
+    other.expect_nothing_for(Duration::from_millis(50));
+
+    // Paths that name no room, and a third room past the cap.
+    for path in ["/rooms", "/rooms/", "/rooms/a/b", "/", "/rooms/bad%20id"] {
+        assert!(
+            Client::try_connect(addr, path).is_err(),
+            "{path} is refused"
+        );
+    }
+    let mut third = Client::connect_path(addr, "/rooms/table-3");
+    assert_eq!(third.expect_close(1013), "too many rooms");
+
+    // Commands address a room.
+    server.command(
+        "rooms",
+        &json!({"rooms": [
+            {"room": "table-1", "users": 2, "linkedUsers": 2, "connections": 2},
+            {"room": "table-2", "users": 1, "linkedUsers": 1, "connections": 1},
+        ]}),
+    );
+    server.command(
+        "in table-1 users",
+        &json!({"users": [{"username": "alice", "isLinked": true}, {"username": "bob", "isLinked": true}]}),
+    );
+    server.command(
+        "users",
+        &error("rooms are on: address a room, in ROOM users ..."),
+    );
+    server.command("in table-9 users", &error("no room table-9"));
+    server.send_line("in table-1 kick bob");
+    server.expect_lines(&[
+        in_room("unlink", "bob", "table-1"),
+        in_room("leave", "bob", "table-1"),
+        ok("kick"),
+    ]);
+    alice.expect_jsons(&[
+        krmx_tests::msg::unlinked("bob"),
+        krmx_tests::msg::left("bob"),
+    ]);
+    other.expect_nothing_for(Duration::from_millis(20));
+
+    // table-2 empties: its user is kicked and its connection closes; it is dropped after its
+    // idle time, which makes room for a new one.
+    server.send_line("in table-2 kick alice");
+    server.expect_lines(&[
+        in_room("unlink", "alice", "table-2"),
+        in_room("leave", "alice", "table-2"),
+        ok("kick"),
+    ]);
+    other.close();
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        server.send_line("rooms");
+        let reply = server.next_json();
+        if reply["rooms"]
+            .as_array()
+            .is_some_and(|rooms| rooms.len() == 1)
+        {
+            assert_eq!(reply["rooms"][0]["room"], "table-1");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "table-2 is not dropped: {reply}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut fresh = Client::connect_path(addr, "/rooms/table-3");
+    fresh.link("carol");
+    fresh.expect_linked(&[("carol", true)]);
+    server.expect_lines(&[
+        authenticate("table-3", "carol"),
+        in_room("join", "carol", "table-3"),
+        in_room("link", "carol", "table-3"),
+    ]);
+    server.command("status", &json!({"status": "listening"}));
+}
+
+/// With `--rooms`, the close closes every room: each user's leave is printed with its room,
+/// then one close event.
+fn rooms_close_together(transport: &str) {
+    let mut server = CliServer::start(transport, &["--rooms", "rooms"]);
+    let addr = server.addr();
+    let mut clients = Vec::new();
+    for room in ["a", "b"] {
+        let mut client = Client::connect_path(addr, &format!("/rooms/{room}"));
+        client.link("dana");
+        client.expect_linked(&[("dana", true)]);
+        server.expect_lines(&[
+            json!({"event": "authenticate", "username": "dana", "isNewUser": true, "room": room}),
+            in_room("join", "dana", room),
+            in_room("link", "dana", room),
+        ]);
+        clients.push(client);
+    }
+    server.send_line("close");
+    let mut lines = Vec::new();
+    loop {
+        let line = server.next_json();
+        let done = line == json!({"event": "close"});
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    for room in ["a", "b"] {
+        let unlink = lines
+            .iter()
+            .position(|l| *l == in_room("unlink", "dana", room));
+        let leave = lines
+            .iter()
+            .position(|l| *l == in_room("leave", "dana", room));
+        assert!(unlink.is_some() && unlink < leave, "{lines:?}");
+    }
+    for client in &mut clients {
+        client.expect_close_after_texts(1001);
+    }
+    assert_eq!(server.wait_exit().code(), Some(0));
+}
+
 fn plain_requests_get_a_clean_404_or_405(transport: &str) {
     let server = CliServer::start(transport, &["--health-path", "health"]);
     for request in [
@@ -1246,6 +1425,8 @@ on_every_transport!(
     health_path_answers_with_the_figures_of_users_while_1000_clients_are_linked,
     plain_requests_get_a_clean_404_or_405,
     static_dir_serves_a_page_beside_the_krmx_endpoint,
+    rooms_are_separate_worlds_routed_by_path,
+    rooms_close_together,
     monitor_refuses_requests_without_the_token_and_steers_the_server_with_it,
     metrics_path_counts_a_scripted_session_exactly,
     protocol_options_shape_the_server,
