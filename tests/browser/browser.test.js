@@ -291,6 +291,8 @@ describe('pages over https:// and wss:// on krmx serve --tls-cert --tls-key', ()
     await alice.expectLog(['connect', 'accept', 'join alice', 'link alice']);
     const bob = await UserPage.open(browser, 'bob', server.origin, options);
     await bob.link();
+    // Only a linked client sends: wait for the link before saying anything.
+    await bob.expectLog(['connect', 'accept', 'join alice', 'link alice', 'join bob', 'link bob']);
     await bob.say('secure hello');
     const shared = ['join bob', 'link bob', say('secure hello')];
     await alice.expectLog(['connect', 'accept', 'join alice', 'link alice', ...shared]);
