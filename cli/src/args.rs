@@ -67,7 +67,7 @@ pub(crate) struct ServeArgs {
     /// port with the server's health as JSON. Off when not given.
     #[arg(long, value_name = "PATH")]
     pub(crate) health_path: Option<String>,
-    /// Rooms: every WebSocket path PREFIX/<id> is its own Krmx world (users, presence,
+    /// Rooms: every WebSocket path `PREFIX/<id>` is its own Krmx world (users, presence,
     /// authentication), opened on its first connection and dropped `--room-idle-ms` after its
     /// last user left. Events carry a `room`; user commands take one (`in ROOM join bob`).
     #[arg(long, value_name = "PREFIX")]

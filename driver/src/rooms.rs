@@ -115,6 +115,26 @@ impl RoomsConfig {
             && id != ".."
     }
 
+    /// Which of `workers` event loops owns room `id`: a stable hash of the id (FNV-1a), the
+    /// same in every process and run, so a room never spans two workers.
+    ///
+    /// ```
+    /// use krmx_driver::RoomsConfig;
+    /// let worker = RoomsConfig::worker_of("table-7", 4);
+    /// assert!(worker < 4);
+    /// assert_eq!(worker, RoomsConfig::worker_of("table-7", 4));
+    /// assert_eq!(RoomsConfig::worker_of("table-7", 1), 0);
+    /// ```
+    #[must_use]
+    pub fn worker_of(id: &str, workers: usize) -> usize {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in id.bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        usize::try_from(hash % workers.max(1) as u64).unwrap_or(0)
+    }
+
     /// The WebSocket path of room `id`.
     pub(crate) fn path_of(&self, id: &str) -> String {
         format!("{}/{id}", self.prefix)
