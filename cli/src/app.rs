@@ -29,6 +29,9 @@ pub(crate) struct Behaviour {
     pub(crate) quiet: bool,
     /// Rooms are on: user commands address a room.
     pub(crate) rooms: bool,
+    /// Print the server's own `listen` and `close` lines (a worker of several leaves them to
+    /// the process).
+    pub(crate) lifecycle: bool,
 }
 
 /// Whether the server keeps running.
@@ -82,7 +85,9 @@ impl<W: Write> App<W> {
         room: Option<&str>,
         event: Event,
     ) -> io::Result<()> {
-        let quiet = self.behaviour.quiet && matches!(event, Event::Message { .. });
+        let quiet = (self.behaviour.quiet && matches!(event, Event::Message { .. }))
+            || (!self.behaviour.lifecycle
+                && matches!(event, Event::Listening { .. } | Event::Closed));
         if !quiet {
             if let Some(line) = json::event_line(&event, self.behaviour.manual_auth, room) {
                 writeln!(self.out, "{line}")?;

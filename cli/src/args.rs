@@ -72,6 +72,11 @@ pub(crate) struct ServeArgs {
     /// last user left. Events carry a `room`; user commands take one (`in ROOM join bob`).
     #[arg(long, value_name = "PREFIX")]
     pub(crate) rooms: Option<String>,
+    /// With `--rooms`: spread the rooms over this many event loops, one thread each (each room
+    /// lives in one; connections are routed by their path). mio only; no TLS (the path is
+    /// inside it). Default 1: every room in the server's one loop.
+    #[arg(long, default_value_t = 1, requires = "rooms")]
+    pub(crate) workers: usize,
     /// With `--rooms`: at most this many rooms at once; a connection to a new room past it is
     /// closed 1013 `too many rooms`.
     #[arg(long, default_value_t = krmx_driver::DEFAULT_MAX_ROOMS, requires = "rooms")]

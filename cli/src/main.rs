@@ -9,6 +9,8 @@ mod controls;
 mod json;
 mod serve_mio;
 mod serve_smol;
+mod serve_workers;
+mod shared_out;
 mod trim;
 
 use app::{App, Behaviour, Reaction};
@@ -49,6 +51,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
         },
         quiet: args.quiet,
         rooms: args.rooms.is_some(),
+        lifecycle: true,
     };
     let transport = match args.transport_config() {
         Ok(transport) => transport,
@@ -57,6 +60,20 @@ fn serve(args: &ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if args.workers > 1 {
+        if args.transport != Transport::Mio {
+            eprintln!("krmx: --workers runs on the mio transport");
+            return ExitCode::FAILURE;
+        }
+        let config = args.krmx_config();
+        return match serve_workers::serve(addr, &config, &transport, &behaviour, args.workers) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("krmx: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let mut app = App::new(behaviour, BufWriter::new(io::stdout().lock()));
     app.trim_after_bursts();
     let served = match args.transport {

@@ -1005,6 +1005,133 @@ fn rooms_close_together(transport: &str) {
     assert_eq!(server.wait_exit().code(), Some(0));
 }
 
+/// `--workers 2`: rooms spread over two event loops, each room whole in one of them: its users
+/// meet, its relay stays in it, its commands reach it; `rooms` merges both; one close event.
+#[test]
+fn workers_spread_rooms_and_keep_each_room_whole() {
+    const ROOMS: usize = 12;
+    let mut server = CliServer::start(
+        "mio",
+        &[
+            "--rooms",
+            "/rooms",
+            "--relay",
+            "--workers",
+            "2",
+            "--health-path",
+            "/health",
+        ],
+    );
+    let addr = server.addr();
+    let names: Vec<String> = (0..ROOMS).map(|i| format!("room-{i}")).collect();
+    let owners: std::collections::HashSet<usize> = names
+        .iter()
+        .map(|name| krmx_transport_mio::RoomsConfig::worker_of(name, 2))
+        .collect();
+    assert_eq!(owners.len(), 2, "the rooms of this test use both workers");
+    let mut pairs = Vec::new();
+    for name in &names {
+        let path = format!("/rooms/{name}");
+        let mut ann = Client::connect_path(addr, &path);
+        ann.link("ann");
+        ann.expect_linked(&[("ann", true)]);
+        let mut ben = Client::connect_path(addr, &path);
+        ben.link("ben");
+        ben.expect_linked(&[("ann", true), ("ben", true)]);
+        ann.expect_jsons(&[
+            krmx_tests::msg::joined("ben"),
+            krmx_tests::msg::linked("ben"),
+        ]);
+        pairs.push((ann, ben));
+    }
+    for (i, (ann, ben)) in pairs.iter_mut().enumerate() {
+        let say = krmx_tests::msg::custom("chat/say", json!(i));
+        ann.send_json(&say);
+        ann.expect_json(&say);
+        ben.expect_json(&say);
+    }
+    // Every room printed its own events, in its own order, whatever the other worker printed.
+    let mut lines = Vec::new();
+    let expected_lines = ROOMS * (3 + 3 + 1);
+    while lines.len() < expected_lines {
+        lines.push(server.next_json());
+    }
+    for (i, name) in names.iter().enumerate() {
+        let mine: Vec<Value> = lines
+            .iter()
+            .filter(|line| line["room"] == json!(name))
+            .cloned()
+            .collect();
+        let authenticate = |username: &str| json!({"event": "authenticate", "username": username, "isNewUser": true, "room": name});
+        let say = krmx_tests::msg::custom("chat/say", json!(i));
+        assert_eq!(
+            mine,
+            vec![
+                authenticate("ann"),
+                in_room("join", "ann", name),
+                in_room("link", "ann", name),
+                authenticate("ben"),
+                in_room("join", "ben", name),
+                in_room("link", "ben", name),
+                json!({"event": "message", "username": "ann", "message": say, "room": name}),
+            ]
+        );
+    }
+    server.send_line("rooms");
+    let reply = server.next_json();
+    let mut listed: Vec<(String, u64)> = reply["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|room| {
+            (
+                room["room"].as_str().unwrap().to_owned(),
+                room["linkedUsers"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    listed.sort();
+    let mut expected: Vec<(String, u64)> = names.iter().map(|name| (name.clone(), 2)).collect();
+    expected.sort();
+    assert_eq!(listed, expected);
+    // A command reaches its room's worker.
+    server.send_line("in room-5 kick ben");
+    server.expect_lines(&[
+        in_room("unlink", "ben", "room-5"),
+        in_room("leave", "ben", "room-5"),
+        ok("kick"),
+    ]);
+    pairs[5].0.expect_jsons(&[
+        krmx_tests::msg::unlinked("ben"),
+        krmx_tests::msg::left("ben"),
+    ]);
+    server.command("in room-99 users", &error("no room room-99"));
+    server.command(
+        "users",
+        &error("rooms are on: address a room, in ROOM users ..."),
+    );
+    assert_eq!(health(addr)["status"], "listening");
+    // The close closes both workers' rooms, then one close event.
+    server.send_line("close");
+    assert_eq!(server.next_json(), ok("close"));
+    let mut closing = Vec::new();
+    loop {
+        let line = server.next_json();
+        if line == json!({"event": "close"}) {
+            break;
+        }
+        closing.push(line);
+    }
+    assert_eq!(
+        closing
+            .iter()
+            .filter(|line| line["event"] == "leave")
+            .count(),
+        2 * ROOMS - 1
+    );
+    assert_eq!(server.wait_exit().code(), Some(0));
+}
+
 fn plain_requests_get_a_clean_404_or_405(transport: &str) {
     let server = CliServer::start(transport, &["--health-path", "health"]);
     for request in [

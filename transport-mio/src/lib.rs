@@ -22,15 +22,18 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod front;
 mod run;
 mod server;
 mod stream;
 
+pub use front::{Front, Stopper};
 pub use krmx_driver::{
     AllowedOrigins, AuthResponder, CloseCount, Closer, CommandError, Commands,
     DEFAULT_CLOSE_LINGER, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READ_BUFFER_BYTES, Handle, Metrics,
-    Monitor, MonitorError, OPENMETRICS_CONTENT_TYPE, Reply, ServerTls, SlowConsumers, StaticFiles,
-    StaticFilesError, TlsError, TransportConfig, TurnTimes, rustls,
+    Monitor, MonitorError, OPENMETRICS_CONTENT_TYPE, Reply, RoomError, RoomInfo, RoomsConfig,
+    ServerTls, SlowConsumers, StaticFiles, StaticFilesError, TlsError, TransportConfig, TurnTimes,
+    rustls,
 };
 pub use run::run;
 pub use server::Server;

@@ -77,7 +77,8 @@ pub use event::{Event, Events};
 pub use krmx_driver::{
     AllowedOrigins, AuthResponder, CloseCount, Closer, CommandError, Commands,
     DEFAULT_CLOSE_LINGER, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READ_BUFFER_BYTES, Handle, Metrics,
-    Monitor, MonitorError, OPENMETRICS_CONTENT_TYPE, Reply, ServerTls, SlowConsumers, StaticFiles,
-    StaticFilesError, TlsError, TransportConfig, TurnTimes, rustls,
+    Monitor, MonitorError, OPENMETRICS_CONTENT_TYPE, Reply, RoomError, RoomInfo, RoomsConfig,
+    ServerTls, SlowConsumers, StaticFiles, StaticFilesError, TlsError, TransportConfig, TurnTimes,
+    rustls,
 };
 pub use server::Server;
