@@ -87,6 +87,7 @@ impl<W: Write> App<W> {
     ) -> io::Result<()> {
         let quiet = (self.behaviour.quiet && matches!(event, Event::Message { .. }))
             || (!self.behaviour.lifecycle
+                && room.is_none()
                 && matches!(event, Event::Listening { .. } | Event::Closed));
         if !quiet {
             if let Some(line) = json::event_line(&event, self.behaviour.manual_auth, room) {

@@ -83,10 +83,10 @@ impl Command {
                     Some(Self::Join(_) | Self::Kick(_) | Self::Unlink(_))
                     | Some(Self::Send(..))
                     | Some(Self::Broadcast(_) | Self::BroadcastExcept(..) | Self::Users)
-                    | Some(Self::Accept(_) | Self::Reject(..)) => {}
+                    | Some(Self::Accept(_) | Self::Reject(..) | Self::Close) => {}
                     _ => {
                         return Err("in ROOM takes join, kick, unlink, send, broadcast, \
-                                    broadcast-except, users, accept or reject"
+                                    broadcast-except, users, accept, reject or close"
                             .to_owned());
                     }
                 }

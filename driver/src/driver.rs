@@ -768,6 +768,20 @@ impl<S: Stream> Driver<S> {
             }
             Command::Users(reply) => drop(reply.try_send(Ok(self.users()))),
             Command::Rooms(reply) => drop(reply.try_send(Ok(self.rooms()))),
+            Command::RoomUsers { room, reply } => {
+                let users = self
+                    .room(&room)
+                    .map(|krmx| krmx.users().collect())
+                    .ok_or(CommandError::NoRoom(room));
+                drop(reply.try_send(users));
+            }
+            Command::RoomStatus { room, reply } => {
+                let status = self
+                    .room(&room)
+                    .map(Krmx::status)
+                    .ok_or(CommandError::NoRoom(room));
+                drop(reply.try_send(status));
+            }
             Command::Status(reply) => drop(reply.try_send(Ok(self.status()))),
             Command::Metrics(reply) => drop(reply.try_send(Ok(self.metrics()))),
             Command::Adopt {
@@ -920,7 +934,16 @@ impl<S: Stream> Driver<S> {
         // The handshake refused other paths.
         let name = rooms.room_of(path)?;
         if let Some(index) = self.rooms.find(name) {
-            return Some(index);
+            let closed = self
+                .rooms
+                .get(index)
+                .is_some_and(|room| room.krmx.status() == Status::Closed);
+            if !closed {
+                return Some(index);
+            }
+            // The room was closed on its own (`close` in that room): a new connection opens
+            // it afresh. Its core closed every connection it had, so none refers to it.
+            self.rooms.remove(index);
         }
         if self.rooms.named() >= rooms.max_rooms_value() {
             tracing::info!(room = %name, "connection refused: too many rooms");
@@ -1799,7 +1822,14 @@ impl<S: Stream> Driver<S> {
                         if let Some(entry) = self.rooms.get_mut(room) {
                             entry.closed = true;
                         }
-                        if self.all_closed || self.rooms.iter().any(|entry| !entry.closed) {
+                        if self.all_closed {
+                            return;
+                        }
+                        if self.rooms.iter().any(|entry| !entry.closed) {
+                            // A room closed on its own: news of that room.
+                            if name.is_some() && !self.closing {
+                                self.events.push_back((name, Event::Closed));
+                            }
                             return;
                         }
                         // The last room closed: the server did.

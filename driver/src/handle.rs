@@ -68,6 +68,14 @@ pub(crate) enum Command {
     },
     Users(Answer<Vec<UserInfo>>),
     Rooms(Answer<Vec<crate::RoomInfo>>),
+    RoomUsers {
+        room: String,
+        reply: Answer<Vec<UserInfo>>,
+    },
+    RoomStatus {
+        room: String,
+        reply: Answer<Status>,
+    },
     Status(Answer<Status>),
     Metrics(Answer<crate::Metrics>),
     Adopt {
@@ -179,6 +187,18 @@ impl Handle {
     /// Every open room with its figures (rooms on).
     pub fn rooms(&self) -> Reply<Vec<crate::RoomInfo>> {
         self.request(Command::Rooms)
+    }
+
+    /// The users of room `room`, in join order (rooms on).
+    pub fn room_users(&self, room: &str) -> Reply<Vec<UserInfo>> {
+        let room = room.to_owned();
+        self.request(|reply| Command::RoomUsers { room, reply })
+    }
+
+    /// The status of room `room` (rooms on): `closed` once closed on its own.
+    pub fn room_status(&self, room: &str) -> Reply<Status> {
+        let room = room.to_owned();
+        self.request(|reply| Command::RoomStatus { room, reply })
     }
 
     /// Joins an unlinked user ([`Input::Join`]).

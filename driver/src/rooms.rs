@@ -221,6 +221,19 @@ impl RoomTable {
         index
     }
 
+    /// Removes a named room now (its core closed and holds no connection).
+    pub(crate) fn remove(&mut self, index: usize) {
+        if index == 0 {
+            return;
+        }
+        if let Some(Some(room)) = self.rooms.get_mut(index).map(Option::take) {
+            if let Some(name) = room.name {
+                self.by_name.remove(&name);
+            }
+            self.free.push(index);
+        }
+    }
+
     /// Every open room's index (the default world first).
     pub(crate) fn indices(&self) -> Vec<usize> {
         self.rooms

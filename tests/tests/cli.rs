@@ -961,6 +961,29 @@ fn rooms_are_separate_worlds_routed_by_path(transport: &str) {
         in_room("link", "carol", "table-3"),
     ]);
     server.command("status", &json!({"status": "listening"}));
+
+    // One room closes on its own; a new connection to it opens it afresh.
+    server.send_line("in table-1 close");
+    server.expect_lines(&[
+        in_room("unlink", "alice", "table-1"),
+        in_room("leave", "alice", "table-1"),
+        json!({"event": "close", "room": "table-1"}),
+        ok("close"),
+    ]);
+    assert_eq!(
+        alice.expect_close_after_texts(1001).last(),
+        Some(&krmx_tests::msg::left("alice"))
+    );
+    fresh.expect_nothing_for(Duration::from_millis(20));
+    let mut again = Client::connect_path(addr, "/rooms/table-1");
+    again.link("alice");
+    again.expect_linked(&[("alice", true)]);
+    server.expect_lines(&[
+        authenticate("table-1", "alice"),
+        in_room("join", "alice", "table-1"),
+        in_room("link", "alice", "table-1"),
+    ]);
+    server.command("status", &json!({"status": "listening"}));
 }
 
 /// With `--rooms`, the close closes every room: each user's leave is printed with its room,
