@@ -89,7 +89,8 @@ pub(crate) fn serve(
         });
     }
     let front = Front::bind(addr, rooms.clone(), handles)?
-        .handshake_timeout(transport.handshake_timeout_value());
+        .handshake_timeout(transport.handshake_timeout_value())
+        .figures(transport.clone());
     let port = front.local_addr()?.port();
     if let Some(line) = json::event_line(&Event::Listening { port }, false, None) {
         print_line(&out, &line)?;

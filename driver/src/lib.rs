@@ -26,6 +26,7 @@ mod commands;
 mod config;
 mod conn;
 mod driver;
+mod figures;
 mod handle;
 mod handshake;
 mod http;
@@ -51,6 +52,7 @@ pub use config::{
     DEFAULT_SHUTDOWN_GRACE, TransportConfig,
 };
 pub use driver::{ConnKey, Driver, Io, Readiness, Refusal, RoomError, RoomInfo};
+pub use figures::{asks_for_figures, figures_response};
 pub use handle::{AuthResponder, CommandError, Handle, Reply, Wake};
 pub use metrics::{
     CloseCount, Closer, Metrics, OPENMETRICS_CONTENT_TYPE, SlowConsumers, TurnTimes,

@@ -158,6 +158,69 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Adds another event loop's figures (a worker of the same server): counts and gauges are
+    /// summed, request and close counts merged by their labels, the turn histograms added; the
+    /// status, protocol version and uptime are this one's.
+    ///
+    /// ```
+    /// use krmx_driver::Metrics;
+    /// # fn demo(mut first: Metrics, second: &Metrics) {
+    /// let users = first.users + second.users;
+    /// first.merge(second);
+    /// assert_eq!(first.users, users);
+    /// # }
+    /// ```
+    pub fn merge(&mut self, other: &Metrics) {
+        self.rooms += other.rooms;
+        self.streams_accepted += other.streams_accepted;
+        for &(code, count) in &other.http_requests {
+            match self
+                .http_requests
+                .iter_mut()
+                .find(|(mine, _)| *mine == code)
+            {
+                Some((_, mine)) => *mine += count,
+                None => self.http_requests.push((code, count)),
+            }
+        }
+        self.http_requests.sort_unstable();
+        self.upgrades_failed += other.upgrades_failed;
+        self.tls_handshakes_failed += other.tls_handshakes_failed;
+        self.connections_accepted += other.connections_accepted;
+        self.connections_open += other.connections_open;
+        self.users += other.users;
+        self.linked_users += other.linked_users;
+        self.pending_auths += other.pending_auths;
+        self.messages_received += other.messages_received;
+        self.messages_received_bytes += other.messages_received_bytes;
+        self.messages_sent += other.messages_sent;
+        self.messages_sent_bytes += other.messages_sent_bytes;
+        self.buffered_bytes += other.buffered_bytes;
+        self.links_accepted += other.links_accepted;
+        self.rejections.merge(&other.rejections);
+        for close in &other.closes {
+            match self
+                .closes
+                .iter_mut()
+                .find(|mine| (mine.by, mine.code) == (close.by, close.code))
+            {
+                Some(mine) => mine.count += close.count,
+                None => self.closes.push(*close),
+            }
+        }
+        self.closes.sort_by_key(|close| (close.by, close.code));
+        let slow = &mut self.slow_consumers;
+        slow.hard += other.slow_consumers.hard;
+        slow.soft += other.slow_consumers.soft;
+        slow.stall += other.slow_consumers.stall;
+        slow.budget += other.slow_consumers.budget;
+        for (mine, theirs) in self.turns.buckets.iter_mut().zip(&other.turns.buckets) {
+            mine.1 += theirs.1;
+        }
+        self.turns.sum_seconds += other.turns.sum_seconds;
+        self.turns.count += other.turns.count;
+    }
+
     /// The figures in the OpenMetrics text format (served with
     /// [`OPENMETRICS_CONTENT_TYPE`]), encoded by the `prometheus-client` crate: for an
     /// application that serves its own HTTP. Every metric is named `krmx_*`; the README's

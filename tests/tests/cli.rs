@@ -1043,6 +1043,8 @@ fn workers_spread_rooms_and_keep_each_room_whole() {
             "2",
             "--health-path",
             "/health",
+            "--metrics-path",
+            "/metrics",
         ],
     );
     let addr = server.addr();
@@ -1117,6 +1119,25 @@ fn workers_spread_rooms_and_keep_each_room_whole() {
     let mut expected: Vec<(String, u64)> = names.iter().map(|name| (name.clone(), 2)).collect();
     expected.sort();
     assert_eq!(listed, expected);
+    // The health and metrics endpoints count every worker's rooms.
+    let figures = health(addr);
+    assert_eq!(
+        (
+            &figures["users"],
+            &figures["linkedUsers"],
+            &figures["connections"]
+        ),
+        (&json!(2 * ROOMS), &json!(2 * ROOMS), &json!(2 * ROOMS))
+    );
+    let scrape = http_request(addr, "GET /metrics HTTP/1.1\r\nHost: krmx\r\n\r\n");
+    let body = scrape.split_once("\r\n\r\n").unwrap().1;
+    let metrics = krmx_tests::openmetrics::parse(body).unwrap();
+    assert_eq!(metrics.value("krmx_rooms", &[]), Some(ROOMS as f64));
+    assert_eq!(
+        metrics.value("krmx_messages_received_total", &[]),
+        Some((ROOMS * 3) as f64),
+        "two links and one message per room"
+    );
     // A command reaches its room's worker.
     server.send_line("in room-5 kick ben");
     server.expect_lines(&[

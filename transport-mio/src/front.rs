@@ -4,10 +4,10 @@
 //! already read. A room never spans two workers, so each worker stays single-threaded and
 //! deterministic; requests that name no room (health, metrics, pages, 404s) go to worker 0.
 
-use krmx_driver::{Handle, RoomsConfig};
+use krmx_driver::{Handle, RoomsConfig, TransportConfig, asks_for_figures, figures_response};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -46,6 +46,8 @@ pub struct Front {
     rooms: RoomsConfig,
     workers: Vec<Handle>,
     handshake_timeout: Duration,
+    /// The health and metrics paths, answered here with every worker's figures.
+    figures: Option<TransportConfig>,
     pending: Vec<Option<Pending>>,
     stop: Stopper,
 }
@@ -104,6 +106,7 @@ impl Front {
             rooms,
             workers,
             handshake_timeout: krmx_driver::DEFAULT_HANDSHAKE_TIMEOUT,
+            figures: None,
             pending: Vec::new(),
             stop: Stopper {
                 flag: Arc::new(AtomicBool::new(false)),
@@ -116,6 +119,15 @@ impl Front {
     #[must_use]
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Answers the health and metrics endpoints of `transport` here, with the figures of
+    /// every worker merged ([`Metrics::merge`](krmx_driver::Metrics::merge)), rather than
+    /// routing them to worker 0. A scrape waits for every worker's answer (a turn each).
+    #[must_use]
+    pub fn figures(mut self, transport: TransportConfig) -> Self {
+        self.figures = Some(transport);
         self
     }
 
@@ -253,6 +265,11 @@ impl Front {
             tracing::debug!(%error, "could not deregister a routed connection");
         }
         let stream = std::net::TcpStream::from(stream);
+        if let Some(transport) = &self.figures {
+            if asks_for_figures(transport, &head) {
+                return answer_figures(transport, &self.workers, &head, stream);
+            }
+        }
         if let Some(handle) = self.workers.get(worker) {
             // The worker answers later; a closed worker drops the stream.
             drop(handle.adopt(stream, head));
@@ -264,6 +281,37 @@ impl Front {
             drop(self.poll.registry().deregister(&mut pending.stream));
         }
     }
+}
+
+/// Answers a health or metrics request with every worker's figures merged, then closes.
+fn answer_figures(
+    transport: &TransportConfig,
+    workers: &[Handle],
+    head: &[u8],
+    mut stream: std::net::TcpStream,
+) {
+    let mut merged: Option<krmx_driver::Metrics> = None;
+    for handle in workers {
+        match handle.metrics().wait() {
+            Ok(metrics) => match &mut merged {
+                Some(all) => all.merge(&metrics),
+                None => merged = Some(metrics),
+            },
+            Err(error) => tracing::debug!(%error, "a worker did not give its figures"),
+        }
+    }
+    let Some(metrics) = merged else {
+        return;
+    };
+    let response = figures_response(transport, head, &metrics);
+    let written = stream
+        .set_nonblocking(false)
+        .and_then(|()| stream.set_write_timeout(Some(Duration::from_secs(1))))
+        .and_then(|()| stream.write_all(&response));
+    if let Err(error) = written {
+        tracing::debug!(%error, "a figures answer was not written");
+    }
+    drop(stream.shutdown(std::net::Shutdown::Write));
 }
 
 /// The worker of a request head: its room's, or worker 0 for requests that name no room.
