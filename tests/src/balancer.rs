@@ -140,6 +140,20 @@ impl Haproxy {
             .unwrap_or_default()
     }
 
+    /// Waits until haproxy wrote `text` to stderr (a server going `DOWN`, for example);
+    /// panics after [`TIMEOUT`].
+    pub fn wait_for_stderr(&self, text: &str) {
+        let deadline = Instant::now() + TIMEOUT;
+        while !self.stderr().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "haproxy did not write `{text}` within {TIMEOUT:?}\nstderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Asserts that the process is still running.
     pub fn assert_running(&mut self) {
         let status = self.child.try_wait().expect("try_wait");

@@ -19,11 +19,15 @@ use krmx_tests::{Client, Incoming, TIMEOUT};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 const ROOMS: usize = 100;
-/// The users of every room, in the order they link.
-const USERS: [&str; 4] = ["ann", "ben", "cat", "dan"];
+/// The users of every room in the order they link: the first [`PER_ROOM`] from the start, and
+/// a newcomer at the end.
+const USERS: [&str; 5] = ["ann", "ben", "cat", "dan", "eve"];
+const PER_ROOM: usize = 4;
+const NEWCOMER: usize = PER_ROOM;
 /// Rooms each server must hold at least, for the rooms to count as spread.
 const MIN_ROOMS_PER_SERVER: usize = 10;
 
@@ -33,31 +37,10 @@ struct Room {
     clients: Vec<Client>,
 }
 
-impl Room {
-    fn path(id: &str) -> String {
-        format!("/rooms/{id}")
-    }
-}
-
-/// Connects every user of room `id` through the balancer. A connection the balancer refuses
-/// (`503` while every retry met the stopped server) is tried again until `deadline`.
+/// Connects the first [`PER_ROOM`] users of room `id` through the balancer.
 fn connect_room(balancer: SocketAddr, id: &str, deadline: Instant) -> Room {
-    let clients = USERS
-        .iter()
-        .map(|_| {
-            loop {
-                match Client::try_connect(balancer, &Room::path(id)) {
-                    Ok(client) => break client,
-                    Err(error) => {
-                        assert!(
-                            Instant::now() < deadline,
-                            "connecting to {id} through the balancer: {error}"
-                        );
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                }
-            }
-        })
+    let clients = (0..PER_ROOM)
+        .map(|_| connect(balancer, id, deadline))
         .collect();
     Room {
         id: id.to_owned(),
@@ -65,10 +48,29 @@ fn connect_room(balancer: SocketAddr, id: &str, deadline: Instant) -> Room {
     }
 }
 
-/// Links the users of every room, one seat at a time across all rooms: each user sees every
-/// user before it (all linked) and itself, and the users before it see it join and link.
-fn link_rooms(rooms: &mut [Room]) {
-    for (seat, username) in USERS.iter().enumerate() {
+/// Connects to `/rooms/<id>` through the balancer. A connection the balancer refuses (`503`
+/// while every retry met a stopped server) is tried again until `deadline`.
+fn connect(balancer: SocketAddr, id: &str, deadline: Instant) -> Client {
+    loop {
+        match Client::try_connect(balancer, &format!("/rooms/{id}")) {
+            Ok(client) => return client,
+            Err(error) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "connecting to {id} through the balancer: {error}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// Links the users of `seats` in every room (their clients connected), one seat at a time
+/// across all rooms: each user sees every user before it (all linked) and itself, and the
+/// users before it see it join and link.
+fn link_rooms(rooms: &mut [Room], seats: Range<usize>) {
+    for seat in seats {
+        let username = USERS[seat];
         for room in rooms.iter_mut() {
             room.clients[seat].link(username);
         }
@@ -82,9 +84,9 @@ fn link_rooms(rooms: &mut [Room]) {
     }
 }
 
-/// The stdout lines of a room whose users all linked for the first time, in [`USERS`] order.
-fn first_links(room: &str) -> Vec<Value> {
-    USERS
+/// The stdout lines of the users of `seats` linking to `room` for the first time, in order.
+fn first_links(room: &str, seats: Range<usize>) -> Vec<Value> {
+    USERS[seats]
         .iter()
         .flat_map(|username| {
             [
@@ -96,17 +98,17 @@ fn first_links(room: &str) -> Vec<Value> {
         .collect()
 }
 
-/// The entry of a room whose four users are linked, as `rooms` replies it.
-fn whole_room(room: &str) -> Value {
-    json!({"room": room, "users": USERS.len(), "linkedUsers": USERS.len(), "connections": USERS.len()})
+/// The entry of a room with `users` users, all linked, as `rooms` replies it.
+fn whole_room(room: &str, users: usize) -> Value {
+    json!({"room": room, "users": users, "linkedUsers": users, "connections": users})
 }
 
 /// What a server holds: its `rooms` reply by room, and the event lines it printed since the
-/// last survey, by room. Asks again until every room of `fresh` that it lists has all its
-/// [`first_links`] lines out (the lines and the clients' messages race).
+/// last survey, by room. Asks again until every room it lists that `expected` names printed
+/// that many lines (the lines and the clients' messages race).
 fn survey(
     server: &mut CliServer,
-    fresh: &BTreeSet<String>,
+    expected: &BTreeMap<String, usize>,
 ) -> (BTreeMap<String, Value>, BTreeMap<String, Vec<Value>>) {
     let mut events: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     let deadline = Instant::now() + TIMEOUT;
@@ -128,19 +130,17 @@ fn survey(
             .iter()
             .map(|room| (room["room"].as_str().unwrap().to_owned(), room.clone()))
             .collect();
-        let settled = rooms
-            .keys()
-            .filter(|room| fresh.contains(*room))
-            .all(|room| {
-                events.get(room).map_or(0, Vec::len) >= first_links(room).len()
-                    && rooms[room] == whole_room(room)
-            });
+        let settled = rooms.keys().all(|room| {
+            expected
+                .get(room)
+                .is_none_or(|lines| events.get(room).map_or(0, Vec::len) >= *lines)
+        });
         if settled {
             return (rooms, events);
         }
         assert!(
             Instant::now() < deadline,
-            "the server's rooms do not settle within {TIMEOUT:?}: {reply}"
+            "the server's lines do not settle within {TIMEOUT:?}: {reply}"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -164,11 +164,19 @@ fn haproxy_hashes_rooms_over_three_servers_and_moves_only_a_crashed_servers_room
         .map(|_| {
             CliServer::start(
                 "mio",
-                &["--rooms", "/rooms", "--health-path", "/health", "--relay"],
+                // --quiet: no message lines, so every line left is presence.
+                &[
+                    "--rooms",
+                    "/rooms",
+                    "--health-path",
+                    "/health",
+                    "--relay",
+                    "--quiet",
+                ],
             )
         })
         .collect();
-    let mut haproxy = Haproxy::start(&recipe_config([
+    let haproxy = Haproxy::start(&recipe_config([
         servers[0].addr(),
         servers[1].addr(),
         servers[2].addr(),
@@ -182,50 +190,53 @@ fn haproxy_hashes_rooms_over_three_servers_and_moves_only_a_crashed_servers_room
         .iter()
         .map(|id| connect_room(balancer, id, Instant::now()))
         .collect();
-    link_rooms(&mut rooms);
+    link_rooms(&mut rooms, 0..PER_ROOM);
     let linked_all = started.elapsed();
 
     // Every room lives in exactly one server, with its four users; all servers hold rooms.
-    let all: BTreeSet<String> = ids.iter().cloned().collect();
+    let all_linked: BTreeMap<String, usize> = ids
+        .iter()
+        .map(|id| (id.clone(), first_links(id, 0..PER_ROOM).len()))
+        .collect();
     let mut home: BTreeMap<String, usize> = BTreeMap::new();
     let mut held: Vec<BTreeMap<String, Value>> = Vec::new();
     for (index, server) in servers.iter_mut().enumerate() {
-        let (listed, events) = survey(server, &all);
+        let (listed, events) = survey(server, &all_linked);
         assert_eq!(
             events.keys().collect::<Vec<_>>(),
             listed.keys().collect::<Vec<_>>(),
-            "server {index} printed events for the rooms it lists"
+            "server {index} printed lines for the rooms it lists, and for no other"
         );
         for (room, entry) in &listed {
-            assert_eq!(*entry, whole_room(room), "server {index}");
-            assert_eq!(events[room], first_links(room), "server {index}, {room}");
+            assert_eq!(*entry, whole_room(room, PER_ROOM), "server {index}");
+            assert_eq!(
+                events[room],
+                first_links(room, 0..PER_ROOM),
+                "server {index}, {room}"
+            );
             if let Some(other) = home.insert(room.clone(), index) {
                 panic!("{room} is open on servers {other} and {index}");
             }
         }
         held.push(listed);
     }
-    assert_eq!(
-        home.keys().cloned().collect::<BTreeSet<_>>(),
-        all,
-        "every room is open on a server"
-    );
+    assert_eq!(home.len(), ROOMS, "every room is open on a server");
     let counts: Vec<usize> = held.iter().map(BTreeMap::len).collect();
     assert!(
         counts.iter().all(|count| *count >= MIN_ROOMS_PER_SERVER),
         "the rooms spread over the three servers: {counts:?}"
     );
 
-    // Server 1 crashes (SIGKILL: no close frames, no goodbyes). The clients of its rooms see
-    // their connections end; nobody else hears anything (checked below).
+    // Server 1 (`krmx2` in the recipe) crashes: SIGKILL, so no close frames and no goodbyes.
+    // The clients of its rooms see their connections end.
     let crashed = 1;
     let moved: BTreeSet<String> = held[crashed].keys().cloned().collect();
     let killed = Instant::now();
     servers[crashed].signal("KILL");
     let _ = servers[crashed].wait_exit();
-    let (mut moved_rooms, mut kept_rooms): (Vec<Room>, Vec<Room>) =
+    let (moved_rooms, mut kept_rooms): (Vec<Room>, Vec<Room>) =
         rooms.into_iter().partition(|room| moved.contains(&room.id));
-    for room in &mut moved_rooms {
+    for mut room in moved_rooms {
         for client in &mut room.clients {
             match client.next_within(TIMEOUT) {
                 Some(Incoming::Ended(_)) => {}
@@ -234,31 +245,39 @@ fn haproxy_hashes_rooms_over_three_servers_and_moves_only_a_crashed_servers_room
         }
     }
 
-    // They reconnect to the same URLs and relink: each room meets again, whole.
+    // They reconnect to the same URLs at once (the health checks may not have noticed yet:
+    // the balancer retries elsewhere) and relink: each room meets again, whole.
     let deadline = Instant::now() + TIMEOUT;
-    let mut relinked_rooms: Vec<Room> = moved_rooms
+    let mut relinked_rooms: Vec<Room> = moved
         .iter()
-        .map(|room| connect_room(balancer, &room.id, deadline))
+        .map(|id| connect_room(balancer, id, deadline))
         .collect();
-    drop(moved_rooms);
-    link_rooms(&mut relinked_rooms);
+    link_rooms(&mut relinked_rooms, 0..PER_ROOM);
     let whole_again = killed.elapsed();
 
     // On the two servers left: each moved room is open on exactly one of them, new (its users
     // joined afresh); every other room is where it was, with the same users, and printed
     // nothing since.
+    let moved_linked: BTreeMap<String, usize> = moved
+        .iter()
+        .map(|id| (id.clone(), first_links(id, 0..PER_ROOM).len()))
+        .collect();
     let mut landed: BTreeMap<String, usize> = BTreeMap::new();
     for (index, server) in servers.iter_mut().enumerate() {
         if index == crashed {
             continue;
         }
-        let (listed, events) = survey(server, &moved);
+        let (listed, events) = survey(server, &moved_linked);
         for (room, lines) in &events {
             assert!(
                 moved.contains(room),
                 "server {index} printed lines for {room}, which did not move: {lines:?}"
             );
-            assert_eq!(*lines, first_links(room), "server {index}, {room}");
+            assert_eq!(
+                *lines,
+                first_links(room, 0..PER_ROOM),
+                "server {index}, {room}"
+            );
         }
         let kept: BTreeMap<String, Value> = listed
             .iter()
@@ -270,7 +289,7 @@ fn haproxy_hashes_rooms_over_three_servers_and_moves_only_a_crashed_servers_room
             "server {index} keeps its rooms as they were"
         );
         for (room, entry) in listed.iter().filter(|(room, _)| moved.contains(*room)) {
-            assert_eq!(*entry, whole_room(room), "server {index}");
+            assert_eq!(*entry, whole_room(room, PER_ROOM), "server {index}");
             assert!(events.contains_key(room), "{room} on server {index}");
             if let Some(other) = landed.insert(room.clone(), index) {
                 panic!("{room} moved to servers {other} and {index}");
@@ -283,19 +302,63 @@ fn haproxy_hashes_rooms_over_three_servers_and_moves_only_a_crashed_servers_room
         "every moved room is open again"
     );
 
-    // Every room still talks, and nothing came before that one message anywhere.
+    // Every room still talks, and nothing came before that one message anywhere: no close and
+    // no presence change in the rooms that did not move.
     say_in_every_room(&mut kept_rooms, "untouched");
     say_in_every_room(&mut relinked_rooms, "moved");
-    haproxy.assert_running();
+
+    // Once the health checks took the crashed server out, every route holds: a newcomer to any
+    // room meets its four users, on the server the room is on (the one it always was on, for
+    // the rooms that did not move). A hash that is not consistent would send most newcomers
+    // elsewhere now that one server is out.
+    haproxy.wait_for_stderr("Server krmx_rooms/krmx2 is DOWN");
+    let marked_down = killed.elapsed();
+    let mut every_room: Vec<Room> = kept_rooms.into_iter().chain(relinked_rooms).collect();
+    for room in &mut every_room {
+        room.clients
+            .push(connect(balancer, &room.id, Instant::now()));
+    }
+    link_rooms(&mut every_room, NEWCOMER..NEWCOMER + 1);
+    let newcomer_lines: BTreeMap<String, usize> = ids
+        .iter()
+        .map(|id| (id.clone(), first_links(id, NEWCOMER..NEWCOMER + 1).len()))
+        .collect();
+    for (index, server) in servers.iter_mut().enumerate() {
+        if index == crashed {
+            continue;
+        }
+        let (listed, events) = survey(server, &newcomer_lines);
+        let expected: BTreeSet<&String> = home
+            .iter()
+            .chain(&landed)
+            .filter(|(_, at)| **at == index)
+            .map(|(room, _)| room)
+            .collect();
+        assert_eq!(
+            listed.keys().collect::<BTreeSet<_>>(),
+            expected,
+            "server {index} holds the same rooms"
+        );
+        for (room, entry) in &listed {
+            assert_eq!(*entry, whole_room(room, PER_ROOM + 1), "server {index}");
+            assert_eq!(
+                events.get(room),
+                Some(&first_links(room, NEWCOMER..NEWCOMER + 1)),
+                "server {index}, {room}"
+            );
+        }
+    }
+    say_in_every_room(&mut every_room, "all five");
 
     println!(
         "balancer: {} clients in {ROOMS} rooms linked through haproxy in {} ms; rooms per \
          server {counts:?}; server {crashed} killed: its {} rooms whole again on the others \
-         {} ms after the kill (to {:?} rooms on servers 0 and 2)",
-        ROOMS * USERS.len(),
+         {} ms after the kill ({:?} to servers 0 and 2); haproxy's DOWN line read {} ms after the kill",
+        ROOMS * PER_ROOM,
         linked_all.as_millis(),
         moved.len(),
         whole_again.as_millis(),
         [0, 2].map(|index| landed.values().filter(|at| **at == index).count()),
+        marked_down.as_millis(),
     );
 }
