@@ -9,6 +9,8 @@
 //! - [`scenarios`] holds every scenario as a plain function taking the transport, so each
 //!   transport's test file runs all of them with one line per transport.
 //! - [`cli`] drives the `krmx` binary through stdin and stdout.
+//! - [`balancer`] runs HAProxy with the recipe `deploy/haproxy/krmx-rooms.cfg` in front of
+//!   several of them.
 //! - [`openmetrics`] parses a metrics scrape strictly.
 //! - [`node`] runs a folder of JavaScript tests with node's test runner and checks its summary.
 //! - [`rust_client`] runs the Rust client adapters (blocking and async) against `krmx serve`.
@@ -19,6 +21,7 @@
     clippy::panic
 )]
 
+pub mod balancer;
 pub mod cli;
 pub mod client;
 pub mod frames;
