@@ -1090,7 +1090,11 @@ impl<S: Stream> Driver<S> {
         }
         let figures = self.metrics();
         if health {
-            return http::Response::json(http::Health::of(&figures).to_json());
+            return http::Response::json(
+                http::Health::of(&figures)
+                    .with_rooms(self.transport.rooms.is_some(), figures.rooms)
+                    .to_json(),
+            );
         }
         match figures.to_openmetrics() {
             Ok(text) => http::Response::openmetrics(text),
@@ -1147,7 +1151,9 @@ impl<S: Stream> Driver<S> {
             .collect();
         serde_json::json!({
             "health": serde_json::from_str::<serde_json::Value>(
-                &http::Health::of(&figures).to_json()
+                &http::Health::of(&figures)
+                    .with_rooms(self.transport.rooms.is_some(), figures.rooms)
+                    .to_json()
             ).unwrap_or_default(),
             "users": users,
             "counters": {

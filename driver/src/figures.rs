@@ -38,7 +38,11 @@ pub fn figures_response(transport: &TransportConfig, head: &[u8], metrics: &Metr
     let response = if plain.method != "GET" && plain.method != "HEAD" {
         Response::get_only()
     } else if transport.health_path_value() == path {
-        Response::json(http::Health::of(metrics).to_json())
+        Response::json(
+            http::Health::of(metrics)
+                .with_rooms(transport.rooms_value().is_some(), metrics.rooms)
+                .to_json(),
+        )
     } else if transport.metrics_path_value() == path {
         match metrics.to_openmetrics() {
             Ok(text) => Response::openmetrics(text),

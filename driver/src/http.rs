@@ -252,6 +252,8 @@ pub(crate) struct Health {
     pub(crate) connections: u64,
     pub(crate) version: String,
     pub(crate) uptime_ms: u128,
+    /// Rooms open, reported when rooms are on.
+    pub(crate) rooms: Option<u64>,
 }
 
 impl Health {
@@ -264,7 +266,14 @@ impl Health {
             connections: metrics.connections_open,
             version: metrics.protocol_version.clone(),
             uptime_ms: metrics.uptime.as_millis(),
+            rooms: None,
         }
+    }
+
+    /// With the rooms open, for a server with rooms on.
+    pub(crate) fn with_rooms(mut self, rooms_on: bool, rooms: u64) -> Self {
+        self.rooms = rooms_on.then_some(rooms);
+        self
     }
 
     /// The health document: `{"status":"listening","users":2,"linkedUsers":1,
@@ -279,9 +288,12 @@ impl Health {
         };
         let seconds = self.uptime_ms / 1000;
         let millis = self.uptime_ms % 1000;
+        let rooms = self
+            .rooms
+            .map_or_else(String::new, |rooms| format!(",\"rooms\":{rooms}"));
         format!(
             "{{\"status\":\"{status}\",\"users\":{},\"linkedUsers\":{},\"connections\":{},\
-             \"protocolVersion\":\"{}\",\"uptimeSeconds\":{seconds}.{millis:03}}}\n",
+             \"protocolVersion\":\"{}\",\"uptimeSeconds\":{seconds}.{millis:03}{rooms}}}\n",
             self.users, self.linked_users, self.connections, self.version
         )
     }

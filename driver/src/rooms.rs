@@ -30,12 +30,25 @@ pub const DEFAULT_ROOM_IDLE: Duration = Duration::from_secs(30);
 /// assert_eq!(rooms.room_of("/rooms/a/b"), None);
 /// let transport = TransportConfig::default().rooms(rooms);
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RoomsConfig {
     prefix: String,
     max_rooms: usize,
     max_id_chars: usize,
     idle: Duration,
+    allow: Option<Arc<dyn Fn(&str) -> bool + Send + Sync>>,
+}
+
+impl std::fmt::Debug for RoomsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoomsConfig")
+            .field("prefix", &self.prefix)
+            .field("max_rooms", &self.max_rooms)
+            .field("max_id_chars", &self.max_id_chars)
+            .field("idle", &self.idle)
+            .field("allow", &self.allow.as_ref().map(|_| "fn"))
+            .finish()
+    }
 }
 
 impl RoomsConfig {
@@ -54,7 +67,23 @@ impl RoomsConfig {
             max_rooms: DEFAULT_MAX_ROOMS,
             max_id_chars: DEFAULT_MAX_ROOM_ID_CHARS,
             idle: DEFAULT_ROOM_IDLE,
+            allow: None,
         }
+    }
+
+    /// Only ids the application allows name a room (besides the id rule): a request for
+    /// another is answered 404, so no room is created for it.
+    ///
+    /// ```
+    /// use krmx_driver::RoomsConfig;
+    /// let rooms = RoomsConfig::new("/rooms").allow(|id| id.starts_with("game-"));
+    /// assert_eq!(rooms.room_of("/rooms/game-1"), Some("game-1"));
+    /// assert_eq!(rooms.room_of("/rooms/other"), None);
+    /// ```
+    #[must_use]
+    pub fn allow(mut self, allow: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
+        self.allow = Some(Arc::new(allow));
+        self
     }
 
     /// At most this many rooms open at once (at least 1).
@@ -113,6 +142,7 @@ impl RoomsConfig {
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
             && id != "."
             && id != ".."
+            && self.allow.as_ref().is_none_or(|allow| allow(id))
     }
 
     /// Which of `workers` event loops owns room `id`: a stable hash of the id (FNV-1a), the

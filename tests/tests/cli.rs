@@ -844,6 +844,8 @@ fn rooms_are_separate_worlds_routed_by_path(transport: &str) {
             "2",
             "--room-idle-ms",
             "100",
+            "--health-path",
+            "/health",
         ],
     );
     let addr = server.addr();
@@ -961,6 +963,11 @@ fn rooms_are_separate_worlds_routed_by_path(transport: &str) {
         in_room("link", "carol", "table-3"),
     ]);
     server.command("status", &json!({"status": "listening"}));
+    let response = http_request(addr, "GET /health HTTP/1.1\r\nHost: krmx\r\n\r\n");
+    assert!(
+        response.ends_with(",\"rooms\":2}\n"),
+        "health reports the rooms: {response}"
+    );
 
     // One room closes on its own; a new connection to it opens it afresh.
     server.send_line("in table-1 close");
