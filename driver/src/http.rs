@@ -377,8 +377,13 @@ mod tests {
             connections: 4,
             version: "0.6.0".to_owned(),
             uptime_ms: 12_005,
+            rooms: None,
         };
+        let with_rooms = health.clone().with_rooms(true, 7).to_json();
+        let with_rooms: serde_json::Value = serde_json::from_str(&with_rooms).unwrap();
+        assert_eq!(with_rooms["rooms"], 7);
         let value: serde_json::Value = serde_json::from_str(&health.to_json()).unwrap();
+        assert!(value.get("rooms").is_none());
         assert_eq!(value["status"], "listening");
         assert_eq!(value["users"], 3);
         assert_eq!(value["linkedUsers"], 2);

@@ -36,8 +36,11 @@ pub struct RoomsConfig {
     max_rooms: usize,
     max_id_chars: usize,
     idle: Duration,
-    allow: Option<Arc<dyn Fn(&str) -> bool + Send + Sync>>,
+    allow: Option<AllowId>,
 }
+
+/// The application's rule for which room ids may open a room.
+type AllowId = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 impl std::fmt::Debug for RoomsConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
