@@ -130,7 +130,10 @@ impl Workload for RoomChurn {
         let drop_ms = (dropped - closed).as_secs_f64() * 1000.0;
         let cpu = cpu_ms(cpu_before, server_cpu(env));
         let own = cpu_ms(own_before, own_cpu());
-        // Let the server give freed heap back before its memory is read.
+        let rss_dropped = env.server.rss_kib();
+        // Let the server give freed heap back before its memory is read (`krmx serve` trims
+        // after 0.5 s without a turn of its loop; timers of closed connections, such as the
+        // 15 s ping interval, still make turns until they are due).
         std::thread::sleep(self.hold);
         let rss_after = env.server.rss_kib();
         let fds_after = env.server.fds();
@@ -153,6 +156,7 @@ impl Workload for RoomChurn {
             env.server.peak_rss_kib().map(|kib| kib as f64),
         );
         push(&mut figures, "rss_before_kib", rss_before.map(|v| v as f64));
+        push(&mut figures, "rss_dropped_kib", rss_dropped.map(|v| v as f64));
         push(&mut figures, "rss_after_kib", rss_after.map(|v| v as f64));
         push(
             &mut figures,
