@@ -129,7 +129,8 @@ enum WorkloadArgs {
         /// The server's --room-idle-ms.
         #[arg(long, default_value_t = 100)]
         room_idle_ms: u64,
-        /// Milliseconds to wait after the last drop before memory and open files are read.
+        /// Milliseconds to wait after the last drop before memory and open files are read
+        /// (over the server's ping interval, 15 s, for its heap trim to have run).
         #[arg(long, default_value_t = 1000)]
         hold_ms: u64,
         #[command(flatten)]
