@@ -6,6 +6,7 @@
 #
 #   bench/run.sh                 # every workload, 3 rounds
 #   ROUNDS=5 bench/run.sh relay  # some workloads only: link relay echo echo4 idle idle10k
+#                                # rooms room-churn
 #   NODE=0 bench/run.sh          # without the Node reference (no npm needed)
 #   TLS=0 bench/run.sh           # without the wss:// rows (they need openssl for the certificate)
 #   BASELINE=/tmp/old/krmx NODE=0 BARE=0 bench/run.sh relay echo idle
@@ -14,7 +15,8 @@
 #
 # The Node reference is installed on first use (npm ci in bench/node-reference). idle10k needs
 # `ulimit -n` of 20000 or more and takes minutes per server; the Node reference is left out of
-# it (its link storm for 10000 users would take hours).
+# it (its link storm for 10000 users would take hours). rooms and room-churn run `krmx serve
+# --rooms /rooms` on both transports only (rooms are ours: no Node reference, no bare server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +27,7 @@ BASELINE="${BASELINE:-}"
 TLS="${TLS:-1}"
 WORKLOADS=("$@")
 if [ ${#WORKLOADS[@]} -eq 0 ]; then
-  WORKLOADS=(link relay echo echo4 idle idle10k)
+  WORKLOADS=(link relay echo echo4 idle idle10k rooms room-churn)
 fi
 
 cargo build --release -p krmx-cli -p krmx-load
@@ -99,6 +101,21 @@ for workload in "${WORKLOADS[@]}"; do
       fi
       PHASE_TIMEOUT=1800 run idle10k idle --clients 10000 --hold-ms 3000 --stop-grace-secs 30 \
         "${KRMX[@]}" "${BARE[@]}" ;;
+    # 1000 rooms of 10 linked users (10000 connections: ulimit -n of 20000 or more), memory
+    # read 3 s after the last link; then one sender per room, 100 messages each: 1 M deliveries.
+    rooms)
+      if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 20000 ]; then
+        echo "rooms needs ulimit -n >= 20000 (it is $(ulimit -n))" >&2
+        exit 2
+      fi
+      run rooms rooms --rooms 1000 --users 10 --messages 100 --window 16 --hold-ms 3000 \
+        --stop-grace-secs 30 "${KRMX[@]}" ;;
+    # 10000 rooms created by a connection each (link, leave, close), dropped 100 ms after;
+    # the generator keeps its 10000 closed sockets until the end (ulimit -n above 10000).
+    # Memory is read 16 s after the drop: the closed connections' ping timers (15 s) still wake
+    # the server until then, and its heap is trimmed only after 0.5 s without a turn.
+    room-churn) run room-churn room-churn --rooms 10000 --room-idle-ms 100 --hold-ms 16000 \
+      "${KRMX[@]}" ;;
     *) echo "unknown workload $workload" >&2; exit 2 ;;
   esac
 done

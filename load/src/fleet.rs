@@ -61,15 +61,18 @@ impl Mask {
 }
 
 enum Phase {
-    /// TCP connect in progress: the upgrade request goes out once connected.
+    /// TCP connect in progress: the upgrade request for `path` goes out once connected.
     Connecting {
         key: String,
+        path: String,
     },
     /// Upgrade request sent, response being read (into `partial`).
     Upgrading {
         key: String,
     },
     Open,
+    /// The client sent its close frame and waits for the server's (or the end of the stream).
+    Closing,
     /// Closed or failed (the first failure's reason is kept by the fleet).
     Gone,
 }
@@ -91,6 +94,11 @@ struct Conn {
 pub(crate) struct Census {
     pub(crate) connecting: usize,
     pub(crate) open: usize,
+    /// Closing from the client side ([`Fleet::close`]), waiting for the server's close.
+    pub(crate) closing: usize,
+    /// Closed cleanly: the client's close was answered (a close frame or the end of stream).
+    pub(crate) closed: usize,
+    /// Failed (the first failure's reason is kept by the fleet).
     pub(crate) gone: usize,
 }
 
@@ -110,6 +118,8 @@ pub(crate) struct Fleet {
     again: Vec<usize>,
     /// `wss://`: every client speaks TLS to `localhost` with this.
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// The path of client `index`, when not every client connects to `path` (rooms).
+    route: Option<Box<dyn Fn(usize) -> String>>,
 }
 
 /// The read buffer (grown for a message larger than this).
@@ -137,7 +147,14 @@ impl Fleet {
             first_failure: None,
             again: Vec::new(),
             tls,
+            route: None,
         })
+    }
+
+    /// Connects client `index` to `route(index)` instead of the server's path (every room its
+    /// own path). Applies to clients added from now on.
+    pub(crate) fn route(&mut self, route: impl Fn(usize) -> String + 'static) {
+        self.route = Some(Box::new(route));
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -163,10 +180,15 @@ impl Fleet {
             Token(index),
             Interest::READABLE | Interest::WRITABLE,
         )?;
+        let path = match &self.route {
+            Some(route) => route(index),
+            None => self.path.clone(),
+        };
         self.conns.push(Conn {
             stream: WireStream::new(stream, self.tls.as_ref())?,
             phase: Phase::Connecting {
                 key: tungstenite::handshake::client::generate_key(),
+                path,
             },
             partial: Vec::new(),
             fragments: None,
@@ -182,6 +204,20 @@ impl Fleet {
         if let Some(conn) = self.conns.get_mut(index) {
             if matches!(conn.phase, Phase::Open) {
                 wire::push_text(&mut conn.out, text, self.mask.next());
+                flush(conn, &mut self.census, &mut self.first_failure);
+            }
+        }
+    }
+
+    /// Starts the close handshake on open client `index` (code 1000); it counts as
+    /// [`Census::closed`] once the server answers with its close frame or ends the stream.
+    pub(crate) fn close(&mut self, index: usize) {
+        if let Some(conn) = self.conns.get_mut(index) {
+            if matches!(conn.phase, Phase::Open) {
+                wire::push_close(&mut conn.out, 1000, self.mask.next());
+                conn.phase = Phase::Closing;
+                self.census.open -= 1;
+                self.census.closing += 1;
                 flush(conn, &mut self.census, &mut self.first_failure);
             }
         }
@@ -207,7 +243,6 @@ impl Fleet {
             census,
             first_failure,
             host,
-            path,
             again,
             ..
         } = self;
@@ -224,7 +259,7 @@ impl Fleet {
             let Some(conn) = conns.get_mut(index) else {
                 continue;
             };
-            if let Phase::Connecting { key } = &conn.phase {
+            if let Phase::Connecting { key, path } = &conn.phase {
                 if let Ok(Some(error)) | Err(error) = conn.stream.tcp().take_error() {
                     fail(conn, census, first_failure, format!("connect: {error}"));
                     continue;
@@ -263,12 +298,23 @@ fn fail(conn: &mut Conn, census: &mut Census, first: &mut Option<String>, why: S
     match conn.phase {
         Phase::Connecting { .. } | Phase::Upgrading { .. } => census.connecting -= 1,
         Phase::Open => census.open -= 1,
+        Phase::Closing => census.closing -= 1,
         Phase::Gone => return,
     }
     census.gone += 1;
     first.get_or_insert(why);
     conn.phase = Phase::Gone;
     // The server sees the end at once (the socket itself closes with the fleet).
+    let _ = conn.stream.tcp().shutdown(std::net::Shutdown::Both);
+    conn.out = Vec::new();
+    conn.partial = Vec::new();
+}
+
+/// Ends a client whose close was answered: no failure.
+fn closed(conn: &mut Conn, census: &mut Census) {
+    census.closing -= 1;
+    census.closed += 1;
+    conn.phase = Phase::Gone;
     let _ = conn.stream.tcp().shutdown(std::net::Shutdown::Both);
     conn.out = Vec::new();
     conn.partial = Vec::new();
@@ -327,6 +373,10 @@ fn read(
             return false;
         };
         let n = match conn.stream.read(free) {
+            Ok(0) if matches!(conn.phase, Phase::Closing) => {
+                closed(conn, census);
+                return false;
+            }
             Ok(0) => {
                 let why = "the server closed the connection".to_owned();
                 fail(conn, census, first, why);
@@ -335,6 +385,11 @@ fn read(
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // A reset after our close frame: the server is done with the connection.
+            Err(_) if matches!(conn.phase, Phase::Closing) => {
+                closed(conn, census);
+                return false;
+            }
             Err(e) => {
                 fail(conn, census, first, format!("read: {e}"));
                 return false;
@@ -408,6 +463,10 @@ fn consume(
             }
             Frame::Ping(payload) => wire::push_pong(&mut conn.out, payload, mask.next()),
             Frame::Pong => {}
+            Frame::Close if matches!(conn.phase, Phase::Closing) => {
+                closed(conn, census);
+                return Ok(used);
+            }
             Frame::Close => return Err("the server sent a close frame".into()),
         }
     }

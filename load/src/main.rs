@@ -13,6 +13,8 @@
 //!     --server "mio:target/release/krmx serve --krmx-version 0.5" \
 //!     --server "node:node bench/node-reference/serve.js" \
 //!     --bare "bare-mio:target/release/krmx-bare"
+//! krmx-load rooms --rooms 1000 --users 10 --messages 100 --server target/release/krmx serve
+//! krmx-load room-churn --rooms 10000 --room-idle-ms 100 --server target/release/krmx serve
 //! ```
 #![forbid(unsafe_code)]
 
@@ -91,6 +93,44 @@ enum WorkloadArgs {
         #[arg(long, default_value_t = 1000)]
         clients: usize,
         /// Milliseconds to stay connected after linking before the memory is read.
+        #[arg(long, default_value_t = 1000)]
+        hold_ms: u64,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// R rooms of U linked users each against `--rooms /rooms --relay`: memory per idle room
+    /// and connection, then one sender per room relaying M messages to its room: deliveries per
+    /// second, latency, exactly-once in-order check, nothing across rooms.
+    Rooms {
+        #[arg(long, default_value_t = 1000)]
+        rooms: usize,
+        /// Users (connections) per room.
+        #[arg(long, default_value_t = 10)]
+        users: usize,
+        /// Messages of each room's sender.
+        #[arg(long, default_value_t = 100)]
+        messages: u64,
+        /// Unacknowledged messages per sender.
+        #[arg(long, default_value_t = 16)]
+        window: u64,
+        /// Milliseconds to stay idle after linking before the memory is read.
+        #[arg(long, default_value_t = 3000)]
+        hold_ms: u64,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// N rooms, each created by one connection that links, leaves and closes (at most
+    /// --in-flight at once), against `--rooms /rooms --room-idle-ms I --metrics-path /metrics`:
+    /// rooms per second, time until the metrics report `krmx_rooms 0`, memory and open files
+    /// before and after.
+    RoomChurn {
+        #[arg(long, default_value_t = 10_000)]
+        rooms: usize,
+        /// The server's --room-idle-ms.
+        #[arg(long, default_value_t = 100)]
+        room_idle_ms: u64,
+        /// Milliseconds to wait after the last drop before memory and open files are read
+        /// (over the server's ping interval, 15 s, for its heap trim to have run).
         #[arg(long, default_value_t = 1000)]
         hold_ms: u64,
         #[command(flatten)]
@@ -279,6 +319,36 @@ fn main() -> ExitCode {
         } => (
             Box::new(workloads::idle::Idle {
                 clients,
+                hold: Duration::from_millis(hold_ms),
+            }),
+            run,
+        ),
+        WorkloadArgs::Rooms {
+            rooms,
+            users,
+            messages,
+            window,
+            hold_ms,
+            run,
+        } => (
+            Box::new(workloads::rooms::Rooms {
+                rooms,
+                users,
+                messages,
+                window: window.max(1),
+                hold: Duration::from_millis(hold_ms),
+            }),
+            run,
+        ),
+        WorkloadArgs::RoomChurn {
+            rooms,
+            room_idle_ms,
+            hold_ms,
+            run,
+        } => (
+            Box::new(workloads::room_churn::RoomChurn {
+                rooms,
+                room_idle: Duration::from_millis(room_idle_ms),
                 hold: Duration::from_millis(hold_ms),
             }),
             run,

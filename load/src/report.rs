@@ -97,7 +97,7 @@ impl Handler for Discard {
 /// dropped, so neither side's teardown is measured.
 fn measure(workload: &dyn Workload, target: &Target, common: &Common) -> Result<Figures, Failure> {
     let server = target
-        .start(workload.flags())
+        .start(&workload.flags())
         .map_err(|e| Failure(format!("starting the server: {e}")))?;
     let env = Env {
         server: &server,

@@ -55,7 +55,7 @@ impl Target {
     }
 
     /// Starts the server (or resolves the URL) for one measurement.
-    pub(crate) fn start(&self, flags: &[&str]) -> io::Result<Running> {
+    pub(crate) fn start(&self, flags: &[String]) -> io::Result<Running> {
         match &self.spec {
             Spec::Command(command) => Running::spawn(&self.label, command, flags),
             Spec::Url { url, pid } => {
@@ -106,7 +106,7 @@ pub(crate) struct Running {
 const STARTUP: Duration = Duration::from_secs(30);
 
 impl Running {
-    fn spawn(label: &str, command: &str, flags: &[&str]) -> io::Result<Self> {
+    fn spawn(label: &str, command: &str, flags: &[String]) -> io::Result<Self> {
         let shell = format!("exec {command} --port 0 {}", flags.join(" "));
         let mut child = Command::new("sh")
             .arg("-c")
@@ -173,6 +173,15 @@ impl Running {
     /// The largest resident memory so far, in KiB.
     pub(crate) fn peak_rss_kib(&self) -> Option<u64> {
         status_kib(self.pid?, "VmHWM")
+    }
+
+    /// Open file descriptors (the entries of /proc/PID/fd).
+    pub(crate) fn fds(&self) -> Option<usize> {
+        Some(
+            std::fs::read_dir(format!("/proc/{}/fd", self.pid?))
+                .ok()?
+                .count(),
+        )
     }
 
     /// CPU time used so far (user and system, every thread).

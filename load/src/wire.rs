@@ -170,6 +170,11 @@ pub(crate) fn push_pong(out: &mut Vec<u8>, payload: &[u8], mask: [u8; 4]) {
     push_frame(out, PONG, payload, mask);
 }
 
+/// Appends a masked close frame with status `code` and no reason.
+pub(crate) fn push_close(out: &mut Vec<u8>, code: u16, mask: [u8; 4]) {
+    push_frame(out, CLOSE, &code.to_be_bytes(), mask);
+}
+
 /// Whether `needle` occurs in `haystack`.
 pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     let Some((&first, _)) = needle.split_first() else {

@@ -21,8 +21,8 @@ impl Workload for Echo {
         "echo"
     }
 
-    fn flags(&self) -> &'static [&'static str] {
-        &["--echo", "--quiet"]
+    fn flags(&self) -> Vec<String> {
+        ["--echo", "--quiet"].map(String::from).to_vec()
     }
 
     fn supports_bare(&self) -> bool {

@@ -20,8 +20,8 @@ impl Workload for Idle {
         "idle"
     }
 
-    fn flags(&self) -> &'static [&'static str] {
-        &["--quiet"]
+    fn flags(&self) -> Vec<String> {
+        ["--quiet"].map(String::from).to_vec()
     }
 
     fn supports_bare(&self) -> bool {

@@ -5,6 +5,9 @@ pub(crate) mod echo;
 pub(crate) mod idle;
 pub(crate) mod link;
 pub(crate) mod relay;
+pub(crate) mod room_churn;
+pub(crate) mod rooms;
+pub(crate) mod scrape;
 
 use crate::fleet::{Fleet, Handler, Outgoing};
 use crate::probe;
@@ -78,7 +81,7 @@ impl Env<'_> {
 pub(crate) trait Workload {
     fn name(&self) -> &'static str;
     /// Appended to the server command after `--port 0`.
-    fn flags(&self) -> &'static [&'static str];
+    fn flags(&self) -> Vec<String>;
     /// Whether it means anything against a bare WebSocket server.
     fn supports_bare(&self) -> bool;
     /// The parameters, for the report.
@@ -123,6 +126,9 @@ pub(crate) struct Presence {
     /// When the last client saw every user linked.
     pub(crate) last_complete: Option<Instant>,
     pub(crate) rejected: Option<String>,
+    /// Rooms of this many clients each (clients `r*U..(r+1)*U` share room `r`): usernames
+    /// repeat per room, and a client that sees more than `U` users linked fails the run.
+    room_users: Option<usize>,
 }
 
 impl Presence {
@@ -139,6 +145,22 @@ impl Presence {
             last_accepted: None,
             last_complete: None,
             rejected: None,
+            room_users: None,
+        }
+    }
+
+    /// Clients in rooms of `users` each: every client expects `users` users linked, its room's.
+    pub(crate) fn in_rooms(mut self, users: usize) -> Self {
+        self.target = u32::try_from(users).unwrap_or(u32::MAX);
+        self.room_users = Some(users.max(1));
+        self
+    }
+
+    /// The username client `client` links as.
+    fn username(&self, client: usize) -> String {
+        match self.room_users {
+            Some(users) => username(client % users),
+            None => username(client),
         }
     }
 
@@ -165,7 +187,7 @@ impl Presence {
                 return;
             };
             self.pending += 1;
-            fleet.send(client, &probe::link(&username(client), &self.version));
+            fleet.send(client, &probe::link(&self.username(client), &self.version));
         }
     }
 }
@@ -186,7 +208,7 @@ impl Handler for Presence {
         if let Linking::OnOpen { in_flight } = self.linking {
             if self.pending < in_flight && self.waiting.is_empty() {
                 self.pending += 1;
-                out.text(&probe::link(&username(client), &self.version));
+                out.text(&probe::link(&self.username(client), &self.version));
             } else {
                 self.waiting.push_back(client);
             }
@@ -200,6 +222,14 @@ impl Handler for Presence {
                 if *seen == self.target {
                     self.complete += 1;
                     self.last_complete = Some(now);
+                } else if *seen > self.target && self.room_users.is_some() {
+                    self.rejected.get_or_insert_with(|| {
+                        format!(
+                            "client {client} saw {seen} users linked, its room has {}: a user \
+                             crossed rooms",
+                            self.target
+                        )
+                    });
                 }
             }
         } else if probe::is_type(text, b"krmx/accepted") {

@@ -24,8 +24,8 @@ impl Workload for Relay {
         "relay"
     }
 
-    fn flags(&self) -> &'static [&'static str] {
-        &["--relay", "--quiet"]
+    fn flags(&self) -> Vec<String> {
+        ["--relay", "--quiet"].map(String::from).to_vec()
     }
 
     fn supports_bare(&self) -> bool {
@@ -127,7 +127,7 @@ impl Workload for Relay {
     }
 }
 
-fn micros(duration: Duration) -> f64 {
+pub(crate) fn micros(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e6
 }
 
