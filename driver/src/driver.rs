@@ -407,7 +407,42 @@ impl<S: Stream> Driver<S> {
                 self.flush_dirty();
             }
         }
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if event.is_none() {
+            self.prune_deadlines();
+        }
+        event
+    }
+
+    /// Drops the deadlines that no longer apply from the front of their queues (a connection
+    /// that finished its upgrade, a linger whose connection is gone, a backlog check moved), so
+    /// that [`poll_timeout`](Self::poll_timeout) wakes the pump only for what is due.
+    fn prune_deadlines(&mut self) {
+        while let Some(&(_, key)) = self.handshake_deadlines.front() {
+            if self.is_handshaking(key) {
+                break;
+            }
+            self.handshake_deadlines.pop_front();
+        }
+        while let Some(&(_, key)) = self.linger_deadlines.front() {
+            let lingering = matches!(
+                self.conn(key),
+                Some(Conn {
+                    phase: Phase::Closing { .. } | Phase::Answered { .. },
+                    ..
+                })
+            );
+            if lingering {
+                break;
+            }
+            self.linger_deadlines.pop_front();
+        }
+        while let Some(&Reverse((at, key))) = self.backlog_checks.peek() {
+            if self.conn(key).is_some_and(|conn| conn.check_at == Some(at)) {
+                break;
+            }
+            self.backlog_checks.pop();
+        }
     }
 
     /// Bytes queued for all connections and not yet taken by their sockets.
@@ -521,10 +556,8 @@ impl<S: Stream> Driver<S> {
         for room in self.rooms.due(now) {
             self.feed_fact(room, Input::Tick);
         }
-        if let Some(rooms) = &self.transport.rooms {
-            for name in self.rooms.drop_idle(now, rooms.idle_value()) {
-                tracing::debug!(room = %name, "room dropped");
-            }
+        for name in self.rooms.drop_idle(now) {
+            tracing::debug!(room = %name, "room dropped");
         }
         while let Some(&(at, key)) = self.handshake_deadlines.front() {
             if at > now {

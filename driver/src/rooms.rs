@@ -195,8 +195,9 @@ pub(crate) struct RoomTable {
     by_name: HashMap<Arc<str>, usize>,
     /// Core timers, earliest first; an entry whose time is not its room's `scheduled` is stale.
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
-    /// Rooms found empty, in the order found (one idle length, so sorted by when they are due).
-    empty: VecDeque<(Instant, usize)>,
+    /// Rooms found empty, in the order found (one idle length, so sorted by when they are due),
+    /// with when they were found; an entry whose room's `empty_since` differs is stale.
+    empty: VecDeque<(Instant, usize, Instant)>,
 }
 
 impl RoomTable {
@@ -265,6 +266,7 @@ impl RoomTable {
             }
             self.free.push(index);
         }
+        self.prune();
     }
 
     /// Every open room's index (the default world first).
@@ -289,11 +291,9 @@ impl RoomTable {
             return;
         };
         let next = room.krmx.poll_timeout();
-        if next != room.scheduled {
+        let moved = next != room.scheduled;
+        if moved {
             room.scheduled = next;
-            if let Some(at) = next {
-                self.timers.push(Reverse((at, index)));
-            }
         }
         let empty = room.name.is_some()
             && room.krmx.users().len() == 0
@@ -301,17 +301,59 @@ impl RoomTable {
         match (empty, room.empty_since) {
             (true, None) => {
                 room.empty_since = Some(now);
-                self.empty.push_back((now + idle, index));
+                self.empty.push_back((now + idle, index, now));
             }
             (false, Some(_)) => room.empty_since = None,
             _ => {}
         }
+        if moved {
+            if let Some(at) = next {
+                self.timers.push(Reverse((at, index)));
+            }
+            if self.timers.len() > 2 * self.rooms.len() + 64 {
+                self.rebuild_timers();
+            }
+        }
+        self.prune();
+    }
+
+    /// Drops stale entries from the front of both queues, so that the next deadline is a real
+    /// one: a server that has nothing due does not wake.
+    fn prune(&mut self) {
+        while let Some(&Reverse((at, index))) = self.timers.peek() {
+            if self
+                .get(index)
+                .is_some_and(|room| room.scheduled == Some(at))
+            {
+                break;
+            }
+            self.timers.pop();
+        }
+        while let Some(&(_, index, since)) = self.empty.front() {
+            if self
+                .get(index)
+                .is_some_and(|room| room.empty_since == Some(since))
+            {
+                break;
+            }
+            self.empty.pop_front();
+        }
+    }
+
+    /// Rebuilds the timer heap from the rooms' current timers (the stale entries gone).
+    fn rebuild_timers(&mut self) {
+        self.timers = self
+            .rooms
+            .iter()
+            .enumerate()
+            .filter_map(|(index, room)| Some(Reverse((room.as_ref()?.scheduled?, index))))
+            .collect();
     }
 
     /// The earliest core timer or room drop.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let timer = self.timers.peek().map(|Reverse((at, _))| *at);
-        let drop = self.empty.front().map(|(at, _)| *at);
+        let drop = self.empty.front().map(|(at, _, _)| *at);
         timer.into_iter().chain(drop).min()
     }
 
@@ -333,21 +375,21 @@ impl RoomTable {
                 }
             }
         }
+        self.prune();
         due
     }
 
-    /// Drops the rooms empty for `idle` by `now`; their names.
-    pub(crate) fn drop_idle(&mut self, now: Instant, idle: Duration) -> Vec<Arc<str>> {
+    /// Drops the rooms whose idle time passed by `now`; their names.
+    pub(crate) fn drop_idle(&mut self, now: Instant) -> Vec<Arc<str>> {
         let mut dropped = Vec::new();
-        while let Some(&(at, index)) = self.empty.front() {
+        while let Some(&(at, index, since)) = self.empty.front() {
             if at > now {
                 break;
             }
             self.empty.pop_front();
             let still_empty = self
                 .get(index)
-                .and_then(|room| room.empty_since)
-                .is_some_and(|since| since + idle == at);
+                .is_some_and(|room| room.empty_since == Some(since));
             if !still_empty {
                 continue;
             }
@@ -359,6 +401,7 @@ impl RoomTable {
                 self.free.push(index);
             }
         }
+        self.prune();
         dropped
     }
 }

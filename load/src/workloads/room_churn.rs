@@ -156,7 +156,11 @@ impl Workload for RoomChurn {
             env.server.peak_rss_kib().map(|kib| kib as f64),
         );
         push(&mut figures, "rss_before_kib", rss_before.map(|v| v as f64));
-        push(&mut figures, "rss_dropped_kib", rss_dropped.map(|v| v as f64));
+        push(
+            &mut figures,
+            "rss_dropped_kib",
+            rss_dropped.map(|v| v as f64),
+        );
         push(&mut figures, "rss_after_kib", rss_after.map(|v| v as f64));
         push(
             &mut figures,
