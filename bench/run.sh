@@ -108,10 +108,10 @@ for workload in "${WORKLOADS[@]}"; do
         echo "rooms needs ulimit -n >= 20000 (it is $(ulimit -n))" >&2
         exit 2
       fi
-      # mio-2w: the same rooms over two worker threads (`--workers 2`).
+      # mio runs the rooms on every core (the default); mio-1w on one worker thread.
       run rooms rooms --rooms 1000 --users 10 --messages 100 --window 16 --hold-ms 3000 \
         --stop-grace-secs 30 "${KRMX[@]}" \
-        --server "mio-2w:target/release/krmx serve --krmx-version 0.5 --workers 2" ;;
+        --server "mio-1w:target/release/krmx serve --krmx-version 0.5 --workers 1" ;;
     # 10000 rooms created by a connection each (link, leave, close), dropped 100 ms after;
     # the generator keeps its 10000 closed sockets until the end (ulimit -n above 10000).
     # Memory is read 16 s after the drop: the closed connections' ping timers (15 s) still wake

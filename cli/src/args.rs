@@ -73,10 +73,10 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "PREFIX")]
     pub(crate) rooms: Option<String>,
     /// With `--rooms`: spread the rooms over this many event loops, one thread each (each room
-    /// lives in one; connections are routed by their path). mio only; no TLS (the path is
-    /// inside it). Default 1: every room in the server's one loop.
-    #[arg(long, default_value_t = 1, requires = "rooms")]
-    pub(crate) workers: usize,
+    /// lives in one; connections are routed by their path). Default: the machine's cores on
+    /// mio without TLS; 1 on smol or with TLS (the path is inside it), where more is refused.
+    #[arg(long, requires = "rooms")]
+    pub(crate) workers: Option<usize>,
     /// With `--rooms`: at most this many rooms at once; a connection to a new room past it is
     /// closed 1013 `too many rooms`.
     #[arg(long, default_value_t = krmx_driver::DEFAULT_MAX_ROOMS, requires = "rooms")]
@@ -207,6 +207,17 @@ impl ServeArgs {
         config
     }
 
+    /// How many event loops serve the rooms (see `--workers`).
+    pub(crate) fn workers(&self) -> usize {
+        let routable =
+            self.rooms.is_some() && self.transport == Transport::Mio && self.tls_cert.is_none();
+        match self.workers {
+            Some(workers) => workers.max(1),
+            None if routable => std::thread::available_parallelism().map_or(1, usize::from),
+            None => 1,
+        }
+    }
+
     /// The transport configuration these options describe.
     ///
     /// # Errors
@@ -229,9 +240,11 @@ impl ServeArgs {
             config = config.health_path(path);
         }
         if let Some(prefix) = &self.rooms {
+            // With workers, each takes its share of the cap.
+            let per_worker = self.max_rooms.div_ceil(self.workers());
             config = config.rooms(
                 RoomsConfig::new(prefix)
-                    .max_rooms(self.max_rooms)
+                    .max_rooms(per_worker)
                     .max_id_chars(self.max_room_id_chars)
                     .idle(Duration::from_millis(self.room_idle_ms)),
             );
@@ -401,6 +414,27 @@ mod tests {
         assert!(origins.allows("https://game.example.com"));
         assert!(origins.allows("http://a.example.org"));
         assert!(!origins.allows("https://evil.example.net"));
+    }
+
+    #[test]
+    fn rooms_run_on_every_core_where_they_can_be_routed() {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(serve(&["--rooms", "/r"]).unwrap().workers(), cores);
+        assert_eq!(
+            serve(&["--rooms", "/r", "--workers", "3"])
+                .unwrap()
+                .workers(),
+            3
+        );
+        let smol = serve(&["--rooms", "/r", "--transport", "smol"]).unwrap();
+        assert_eq!(smol.workers(), 1);
+        let tls = serve(&["--rooms", "/r", "--tls-cert", "c", "--tls-key", "k"]).unwrap();
+        assert_eq!(tls.workers(), 1);
+        assert_eq!(serve(&[]).unwrap().workers(), 1);
+        assert!(
+            serve(&["--workers", "2"]).is_err(),
+            "--workers needs --rooms"
+        );
     }
 
     #[test]

@@ -60,13 +60,14 @@ fn serve(args: &ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if args.workers > 1 {
+    let workers = args.workers();
+    if workers > 1 {
         if args.transport != Transport::Mio {
             eprintln!("krmx: --workers runs on the mio transport");
             return ExitCode::FAILURE;
         }
         let config = args.krmx_config();
-        return match serve_workers::serve(addr, &config, &transport, &behaviour, args.workers) {
+        return match serve_workers::serve(addr, &config, &transport, &behaviour, workers) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("krmx: {error}");

@@ -844,6 +844,8 @@ fn rooms_are_separate_worlds_routed_by_path(transport: &str) {
             "2",
             "--room-idle-ms",
             "100",
+            "--workers",
+            "1",
             "--health-path",
             "/health",
         ],
