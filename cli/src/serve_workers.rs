@@ -207,6 +207,8 @@ fn work(
         }
     };
     let mut app = App::new(behaviour, SharedOut::new(out));
+    // Each worker gives freed memory back after its bursts, as the one-loop server does.
+    app.trim_after_bursts();
     let mut events = Events::with_capacity(1024);
     loop {
         app.drain(server.commands())?;
