@@ -1200,6 +1200,17 @@ impl<S: Stream> Driver<S> {
                 "pendingAuthentications": figures.pending_auths,
                 "bufferedBytes": figures.buffered_bytes,
             },
+            "rooms": self.transport.rooms.as_ref().map(|_| {
+                self.rooms()
+                    .into_iter()
+                    .map(|room| serde_json::json!({
+                        "room": room.name,
+                        "users": room.users,
+                        "linkedUsers": room.linked_users,
+                        "connections": room.connections,
+                    }))
+                    .collect::<Vec<_>>()
+            }),
             "events": self.monitor_log.to_json(),
             "limits": monitor::limits(&self.config, self.transport.handshake_timeout_value()),
         })

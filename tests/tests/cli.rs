@@ -846,6 +846,8 @@ fn rooms_are_separate_worlds_routed_by_path(transport: &str) {
             "100",
             "--workers",
             "1",
+            "--monitor-token",
+            MONITOR_TOKEN,
             "--health-path",
             "/health",
         ],
@@ -969,6 +971,16 @@ fn rooms_are_separate_worlds_routed_by_path(transport: &str) {
     assert!(
         response.ends_with(",\"rooms\":2}\n"),
         "health reports the rooms: {response}"
+    );
+    let (_, state) = monitor(addr, "GET", "/monitor/state", Some(MONITOR_TOKEN), None);
+    assert_eq!(
+        state["rooms"],
+        json!([
+            // bob's connection stayed open after his kick.
+            {"room": "table-1", "users": 1, "linkedUsers": 1, "connections": 2},
+            {"room": "table-3", "users": 1, "linkedUsers": 1, "connections": 1},
+        ]),
+        "the monitor lists the rooms"
     );
 
     // One room closes on its own; a new connection to it opens it afresh.
