@@ -48,6 +48,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod application;
 mod client;
 mod config;
 mod counters;
@@ -65,6 +66,7 @@ mod username;
 mod version;
 mod wire;
 
+pub use application::{Application, At, Control};
 pub use client::{
     ClientConfig, ClientError, ClientEvent, ClientInput, ClientOutput, ClientStatus, ClientUser,
     DEFAULT_CLIENT_VERSION, KrmxClient,

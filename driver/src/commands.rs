@@ -3,12 +3,15 @@
 use crate::driver::{Driver, RoomError, RoomInfo};
 use crate::metrics::Metrics;
 use crate::stream::Stream;
-use krmx_core::{AuthDecision, AuthId, Error, Event, Input, Krmx, Message, Status, UserInfo};
+use krmx_core::{Control, Error, Event, Input, Krmx};
 use std::sync::Arc;
 
-/// The server's commands and queries, for application code that runs inside the server's own
-/// loop (an event handler): written once against this trait, it runs on every transport.
-/// Other threads and tasks use a [`Handle`](crate::Handle), which has the same commands.
+/// The server's commands and queries, for code that runs inside the server's own loop (an
+/// event handler): every [`Control`] command (join, kick, unlink, send, broadcast, decide an
+/// authentication, close, users, status) plus events, metrics and rooms. Written once against
+/// this trait, it runs on every transport; an [`Application`](krmx_core::Application), which
+/// sees only [`Control`], runs in simulation too. Other threads and tasks use a
+/// [`Handle`](crate::Handle), which has the same commands.
 ///
 /// ```
 /// use krmx_driver::Commands;
@@ -23,19 +26,9 @@ use std::sync::Arc;
 ///     }
 /// }
 /// ```
-pub trait Commands {
-    /// Feeds any core input (server commands, auth decisions, close) at the time of the
-    /// current turn, and carries out what follows.
-    ///
-    /// # Errors
-    /// The core's error, for example `cannot kick a user that does not exist`.
-    fn input(&mut self, input: Input) -> Result<(), Error>;
-
+pub trait Commands: Control {
     /// The next event; see [`Driver::poll_event`].
     fn poll_event(&mut self) -> Option<Event>;
-
-    /// The core, for queries.
-    fn krmx(&self) -> &Krmx;
 
     /// The server's figures for monitoring; see [`Driver::metrics`].
     fn metrics(&self) -> Metrics;
@@ -54,100 +47,22 @@ pub trait Commands {
 
     /// Every open room with its figures (rooms on).
     fn rooms(&self) -> Vec<RoomInfo>;
-
-    /// Joins an unlinked user.
-    ///
-    /// # Errors
-    /// As [`Input::Join`].
-    fn join(&mut self, username: &str) -> Result<(), Error> {
-        self.input(Input::Join {
-            username: username.to_owned(),
-        })
-    }
-
-    /// The user leaves (unlinked first if linked).
-    ///
-    /// # Errors
-    /// As [`Input::Kick`].
-    fn kick(&mut self, username: &str) -> Result<(), Error> {
-        self.input(Input::Kick {
-            username: username.to_owned(),
-        })
-    }
-
-    /// Unlinks the user's connection.
-    ///
-    /// # Errors
-    /// As [`Input::Unlink`].
-    fn unlink(&mut self, username: &str) -> Result<(), Error> {
-        self.input(Input::Unlink {
-            username: username.to_owned(),
-        })
-    }
-
-    /// Sends a message to one linked user.
-    ///
-    /// # Errors
-    /// As [`Input::Send`].
-    fn send(&mut self, username: &str, message: Message) -> Result<(), Error> {
-        self.input(Input::Send {
-            username: username.to_owned(),
-            message,
-        })
-    }
-
-    /// Sends a message to every linked user but `skip`.
-    ///
-    /// # Errors
-    /// As [`Input::Broadcast`].
-    fn broadcast(&mut self, message: Message, skip: Option<&str>) -> Result<(), Error> {
-        self.input(Input::Broadcast {
-            message,
-            skip: skip.map(str::to_owned),
-        })
-    }
-
-    /// Answers a pending authentication.
-    ///
-    /// # Errors
-    /// As [`Input::AuthDecided`].
-    fn decide_auth(&mut self, id: AuthId, decision: AuthDecision) -> Result<(), Error> {
-        self.input(Input::AuthDecided { id, decision })
-    }
-
-    /// Closes gracefully: every user leaves, every connection gets a close frame, the `close`
-    /// event is queued and the listener dropped. The pump runs on until every close frame is
-    /// out.
-    ///
-    /// # Errors
-    /// As [`Input::Close`] (not starting or listening).
-    fn close(&mut self) -> Result<(), Error> {
-        self.input(Input::Close)
-    }
-
-    /// Every user in join order.
-    fn users(&self) -> Vec<UserInfo> {
-        self.krmx().users().collect()
-    }
-
-    /// The server status.
-    fn status(&self) -> Status {
-        self.krmx().status()
-    }
 }
 
-impl<S: Stream> Commands for Driver<S> {
+impl<S: Stream> Control for Driver<S> {
     fn input(&mut self, input: Input) -> Result<(), Error> {
         let now = self.turn_time();
         Driver::input(self, now, input)
     }
 
-    fn poll_event(&mut self) -> Option<Event> {
-        Driver::poll_event(self)
-    }
-
     fn krmx(&self) -> &Krmx {
         Driver::krmx(self)
+    }
+}
+
+impl<S: Stream> Commands for Driver<S> {
+    fn poll_event(&mut self) -> Option<Event> {
+        Driver::poll_event(self)
     }
 
     fn metrics(&self) -> Metrics {

@@ -10,8 +10,8 @@
 
 mod support;
 
-use krmx_core::{Event, KrmxConfig, Message};
-use krmx_driver::{Commands, Io, Readiness, TransportConfig};
+use krmx_core::{Control, Event, KrmxConfig, Message};
+use krmx_driver::{Io, Readiness, TransportConfig};
 use std::time::Duration;
 use support::{Fake, UPGRADE, World};
 

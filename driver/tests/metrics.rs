@@ -9,8 +9,8 @@
 
 mod support;
 
-use krmx_core::{KrmxConfig, Message, Rejection};
-use krmx_driver::{CloseCount, Closer, Commands, Readiness, TransportConfig};
+use krmx_core::{Control, KrmxConfig, Message, Rejection};
+use krmx_driver::{CloseCount, Closer, Readiness, TransportConfig};
 use std::time::Duration;
 use support::{Fake, World};
 

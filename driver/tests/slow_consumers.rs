@@ -9,8 +9,8 @@
 
 mod support;
 
-use krmx_core::{Event, KrmxConfig, Message};
-use krmx_driver::{Commands, ConnKey, Readiness, TransportConfig};
+use krmx_core::{Control, Event, KrmxConfig, Message};
+use krmx_driver::{ConnKey, Readiness, TransportConfig};
 use std::time::Duration;
 use support::{Fake, World};
 

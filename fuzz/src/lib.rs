@@ -14,10 +14,9 @@
 //! - [`handshake`]: request targets against configured path and query rules;
 //! - [`client`]: the client state machine fed arbitrary server messages and commands.
 
-#[path = "../../tests/src/simulation/check.rs"]
-pub mod check;
-#[path = "../../tests/src/simulation/deadlines.rs"]
-pub mod deadlines;
+/// The server checker and the reference of its deadlines, from the published `krmx-testkit`
+/// (shared with the simulation).
+pub use krmx_testkit::{check, deadlines};
 
 pub mod client;
 pub mod frames;

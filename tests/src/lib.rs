@@ -35,7 +35,6 @@ pub mod scenarios;
 pub mod server;
 mod server_mio;
 mod server_smol;
-pub mod simulation;
 pub mod tls;
 
 pub use client::{Client, Incoming, RawConnection};

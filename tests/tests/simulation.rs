@@ -1,7 +1,7 @@
-//! The deterministic simulation (see `krmx_tests::simulation`): many clients and the server in
+//! The deterministic simulation (see `krmx_testkit::soak`): many clients and the server in
 //! one process, a seeded scheduler, a virtual clock, dropped connections, late decisions, every
 //! timer and limit on in some seeds and off in others, their outcomes judged against the
-//! reference of their deadlines (`krmx_tests::simulation::deadlines`).
+//! reference of their deadlines (`krmx_testkit::deadlines`).
 //!
 //! - `cargo test -p krmx-tests --test simulation` runs seeds 0 to 199;
 //! - `KRMX_SIM_SEEDS=5000` runs more (from `KRMX_SIM_FIRST`, default 0);
@@ -13,7 +13,7 @@
     clippy::panic
 )]
 
-use krmx_tests::simulation::{Outcome, Stats, run_seed, run_seed_traced};
+use krmx_testkit::soak::{Outcome, Stats, run_seed, run_seed_traced};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 fn env_u64(name: &str) -> Option<u64> {

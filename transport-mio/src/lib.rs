@@ -28,6 +28,7 @@ mod server;
 mod stream;
 
 pub use front::{Front, Stopper};
+pub use krmx_core::{Application, Control};
 pub use krmx_driver::{
     AllowedOrigins, AuthResponder, CloseCount, Closer, CommandError, Commands,
     DEFAULT_CLOSE_LINGER, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READ_BUFFER_BYTES, Handle, Metrics,
@@ -35,5 +36,5 @@ pub use krmx_driver::{
     ServerTls, SlowConsumers, StaticFiles, StaticFilesError, TlsError, TransportConfig, TurnTimes,
     rustls,
 };
-pub use run::run;
+pub use run::{run, run_app};
 pub use server::Server;

@@ -1,7 +1,7 @@
 //! [`run`]: the turnkey loop.
 
 use crate::Server;
-use krmx_core::Event;
+use krmx_core::{Application, Event};
 use mio::{Events, Poll, Token};
 use std::io;
 
@@ -39,4 +39,29 @@ pub fn run(mut server: Server, mut handler: impl FnMut(&mut Server, Event)) -> i
         }
         server.turn(&mut poll, &mut events)?;
     }
+}
+
+/// Runs `server` with `app` handling every event, as [`run`] does: the same
+/// [`Application`] runs on the smol transport (`Server::run_app` there) and in the
+/// `krmx-testkit` simulation.
+///
+/// ```no_run
+/// use krmx_core::{Control, Event, KrmxConfig};
+/// use krmx_transport_mio::{run_app, Server, TransportConfig};
+///
+/// let server = Server::bind("127.0.0.1:8082".parse().unwrap(), KrmxConfig::default(), TransportConfig::default())?;
+/// run_app(server, |server: &mut dyn Control, event: Event| {
+///     if let Event::Message { message, .. } = event {
+///         let _ = server.broadcast(message, None); // a relay
+///     }
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// # Errors
+/// As [`run`].
+pub fn run_app(server: Server, mut app: impl Application) -> io::Result<()> {
+    run(server, |server, event| {
+        app.on_event(server.control(), event)
+    })
 }

@@ -1,7 +1,7 @@
 //! [`Server`]: the connection driver pumped by a mio [`Registry`].
 
 use crate::stream::Tcp;
-use krmx_core::{Event, KrmxConfig};
+use krmx_core::{Control, Event, KrmxConfig};
 use krmx_driver::{Commands, ConnKey, Driver, Handle, Io, Readiness, TransportConfig, Wake};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
@@ -164,6 +164,14 @@ impl Server {
     /// The server's commands and queries (join, kick, send, broadcast, decide an
     /// authentication, close, users, status, ...), at the time of the current turn.
     pub fn commands(&mut self) -> &mut dyn Commands {
+        let now = self.now();
+        self.driver.begin_turn(now);
+        &mut self.driver
+    }
+
+    /// The server as an [`Application`](krmx_core::Application) commands it (the
+    /// [`Control`] part of [`commands`](Self::commands)), at the time of the current turn.
+    pub fn control(&mut self) -> &mut dyn Control {
         let now = self.now();
         self.driver.begin_turn(now);
         &mut self.driver

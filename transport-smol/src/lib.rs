@@ -74,6 +74,7 @@ mod stream;
 mod watch;
 
 pub use event::{Event, Events};
+pub use krmx_core::{Application, Control};
 pub use krmx_driver::{
     AllowedOrigins, AuthResponder, CloseCount, Closer, CommandError, Commands,
     DEFAULT_CLOSE_LINGER, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READ_BUFFER_BYTES, Handle, Metrics,

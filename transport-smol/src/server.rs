@@ -4,7 +4,7 @@
 use crate::event::{Event, Events};
 use crate::stream::Tcp;
 use crate::watch::{Arm, Report, Watch};
-use krmx_core::KrmxConfig;
+use krmx_core::{Application, Control, KrmxConfig};
 use krmx_driver::{
     AuthResponder, Commands, ConnKey, Driver, Handle, Io, Readiness, TransportConfig,
 };
@@ -229,6 +229,32 @@ impl Server {
         }
     }
 
+    /// Runs the server with `app` handling every event inside the driver, until it is closed
+    /// and every connection is gone: the same [`Application`] runs on the mio transport
+    /// (`krmx_transport_mio::run_app`) and in the `krmx-testkit` simulation.
+    ///
+    /// ```no_run
+    /// use krmx_core::{Control, Event, KrmxConfig};
+    /// use krmx_transport_smol::{Server, TransportConfig};
+    ///
+    /// smol::block_on(async {
+    ///     let server = Server::bind("127.0.0.1:8082", KrmxConfig::default(), TransportConfig::default()).await?;
+    ///     server
+    ///         .run_app(|server: &mut dyn Control, event: Event| {
+    ///             if let Event::Message { message, .. } = event {
+    ///                 let _ = server.broadcast(message, None); // a relay
+    ///             }
+    ///         })
+    ///         .await;
+    ///     Ok::<(), std::io::Error>(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub async fn run_app(self, mut app: impl Application) {
+        self.run_with(|server, event| app.on_event(server.control(), event))
+            .await;
+    }
+
     /// One turn: carries out the driver's requests, waits (unless something is pending) for
     /// readiness, a command or the next deadline, and hands what happened to the driver.
     /// Drain [`poll_event`](Self::poll_event) between turns. Cancel-safe.
@@ -279,6 +305,13 @@ impl Server {
     /// The server's commands and queries (join, kick, send, broadcast, decide an
     /// authentication, close, users, status, ...), now.
     pub fn commands(&mut self) -> &mut dyn Commands {
+        self.driver.begin_turn(Instant::now());
+        &mut self.driver
+    }
+
+    /// The server as an [`Application`] commands it (the [`Control`] part of
+    /// [`commands`](Self::commands)), now.
+    pub fn control(&mut self) -> &mut dyn Control {
         self.driver.begin_turn(Instant::now());
         &mut self.driver
     }

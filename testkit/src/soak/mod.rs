@@ -1,3 +1,5 @@
+//! The repository's own randomized world: a relay application, chaotic clients, every timer.
+//!
 //! A deterministic simulation: many [`KrmxClient`](krmx_core::KrmxClient)s and one
 //! [`Krmx`](krmx_core::Krmx) server in one process, a seeded scheduler, a virtual clock, and
 //! no sockets.
@@ -37,10 +39,10 @@
 //!
 //! # What is checked
 //!
-//! After every server input, the [`check::ServerChecker`] invariants (links one to one, no
+//! After every server input, the [`ServerChecker`](crate::check::ServerChecker) invariants (links one to one, no
 //! output to a closed or unknown connection, every linked connection's presence view equals
 //! `users()`, events agree with `users()`), and the timers and limits judged against a reference
-//! of their deadlines ([`deadlines::Deadlines`], per connection, per user and per authentication,
+//! of their deadlines ([`Deadlines`](crate::deadlines::Deadlines), per connection, per user and per authentication,
 //! as `PROTOCOL.md` and `KrmxConfig` define them): every close (code and reason), kick, rejection
 //! and ping is justified when it happens, everything due by now has happened after every input,
 //! and every connection's messages (those kept during a pending link included) are handled in
@@ -62,12 +64,10 @@
 //!
 //! # Replaying
 //!
-//! A failing seed is reported with a one-line replay command; `KRMX_SIM_SEED=N` runs exactly that
-//! seed and `KRMX_SIM_TRACE=1` prints its whole trace.
+//! The repository's test that runs the seeds (`cargo test -p krmx-tests --test simulation`)
+//! reports a failing seed with a one-line replay command; there `KRMX_SIM_SEED=N` runs exactly
+//! that seed and `KRMX_SIM_TRACE=1` prints its whole trace ([`run_seed_traced`]).
 
-pub mod check;
-pub mod deadlines;
-pub mod rng;
 mod world;
 
 pub use world::{Failure, Params, Stats, World};

@@ -1,9 +1,14 @@
 //! The simulated world: one server state machine, many clients, a network of per-connection
 //! FIFO queues, a virtual clock, and a ledger of the messages each client is owed.
 
-use super::check::ServerChecker;
-use super::deadlines::Judged;
-use super::rng::SplitMix64;
+// Indices here are either drawn with `rng.index(len)` from the very list they index, or a
+// wire's owner (`Owner::Client(i)`, `Owner::Chaos(j)`) into the client and chaos lists, which are
+// built once per seed and never shrink. A harness bug panics, and the seed's runner reports it.
+#![allow(clippy::indexing_slicing)]
+
+use crate::check::ServerChecker;
+use crate::deadlines::Judged;
+use crate::rng::SplitMix64;
 use krmx_core::{
     AuthDecision, AuthId, AuthMode, ClientConfig, ClientEvent, ClientInput, ClientOutput,
     ClientStatus, ConnectionId, Error, Event, Frame, Input, Krmx, KrmxClient, KrmxConfig, Message,

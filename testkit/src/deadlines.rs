@@ -2,9 +2,9 @@
 //! from the outside (the inputs fed and the outputs drained, never the core's internals), and
 //! the judgement of what the core did against it.
 //!
-//! Like `check.rs` it depends on `krmx-core`, `serde_json` and `std` only: the fuzz crate
-//! includes this very file with `#[path]`, and [`ServerChecker`](super::check::ServerChecker)
-//! owns one when built with [`ServerChecker::judging`](super::check::ServerChecker::judging).
+//! Like [`check`](crate::check) it depends on `krmx-core`, `serde_json` and `std` only: the
+//! repository's fuzz targets share it, and [`ServerChecker`](crate::check::ServerChecker) owns
+//! one when built with [`ServerChecker::judging`](crate::check::ServerChecker::judging).
 //!
 //! # The reference (as `PROTOCOL.md` and `KrmxConfig` define it)
 //!

@@ -1,9 +1,8 @@
 //! [`ServerChecker`]: the server's invariants, checked from the outside on every output it
 //! produces and on its public state after every step.
 //!
-//! It depends on `krmx-core`, `serde_json`, `std` and its sibling `deadlines.rs` only, so that the
-//! fuzz crate (which is not a workspace member) includes these very files with `#[path]` instead
-//! of keeping its own copies (`deadlines` next to `check`).
+//! It depends on `krmx-core`, `serde_json`, `std` and its sibling [`deadlines`](crate::deadlines)
+//! only; the simulation ([`soak`](crate::soak)) and the repository's fuzz targets share it.
 //!
 //! Checked on every output ([`ServerChecker::observe`]):
 //! - no output addresses a connection the transport never opened or that is closed (the
@@ -27,7 +26,7 @@
 //! close, kick, rejection and ping is justified when it happens, and everything due has
 //! happened at every `check`.
 
-use super::deadlines::{Deadlines, Judged};
+use crate::deadlines::{Deadlines, Judged};
 use krmx_core::{ConnectionId, Event, Input, Krmx, KrmxConfig, Output};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
