@@ -27,7 +27,7 @@
 //! happened at every `check`.
 
 use crate::deadlines::{Deadlines, Judged};
-use krmx_core::{ConnectionId, Event, Input, Krmx, KrmxConfig, Output};
+use krmx_core::{ClientStatus, ConnectionId, Event, Input, Krmx, KrmxClient, KrmxConfig, Output};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -460,4 +460,61 @@ impl ServerChecker {
             Err(errors)
         }
     }
+}
+
+/// What is wrong, on a settled network, with client `label`'s view of `server` (nothing when
+/// it agrees): a linked client's connection is linked to its user and it lists the server's
+/// users; a connected client's connection is open on the server (`open_on_server`) and
+/// unlinked, and it lists nobody; a closed client lists nobody; any other status is still on
+/// its way.
+#[must_use]
+pub fn client_disagreement(
+    label: &str,
+    client: &KrmxClient,
+    conn: Option<ConnectionId>,
+    server: &Krmx,
+    open_on_server: bool,
+) -> Vec<String> {
+    let users: Vec<(String, bool)> = client
+        .users()
+        .map(|u| (u.username.clone(), u.is_linked))
+        .collect();
+    let mut problems = Vec::new();
+    match client.status() {
+        ClientStatus::Linked => {
+            let on_server = conn.and_then(|conn| server.linked_user(conn));
+            if on_server.map(|u| u.as_str()) != client.username() {
+                problems.push(format!(
+                    "{label} is linked as {:?} but the server links its connection to \
+                     {on_server:?}",
+                    client.username()
+                ));
+            }
+            let server_users: Vec<(String, bool)> = server
+                .users()
+                .map(|u| (u.username.to_string(), u.is_linked))
+                .collect();
+            if users != server_users {
+                problems.push(format!(
+                    "{label} lists {users:?}, the server {server_users:?}"
+                ));
+            }
+        }
+        ClientStatus::Connected => {
+            let linked = conn.and_then(|conn| server.linked_user(conn));
+            if !open_on_server || linked.is_some() || !users.is_empty() {
+                problems.push(format!(
+                    "{label} is connected: open on the server {open_on_server}, linked \
+                     {linked:?}, users {users:?}"
+                ));
+            }
+        }
+        ClientStatus::Initializing | ClientStatus::Closed => {
+            if !users.is_empty() || client.username().is_some() {
+                problems.push(format!("{label} is closed but lists {users:?}"));
+            }
+        }
+        status => problems.push(format!("{label} is {status} on a settled network")),
+    }
+    problems
 }

@@ -1,7 +1,7 @@
 //! [`Sim`]: one server running an application and any number of clients, on a virtual network
 //! and a virtual clock.
 
-use crate::check::ServerChecker;
+use crate::check::{ServerChecker, client_disagreement};
 use crate::ledger::Ledger;
 use crate::rng::SplitMix64;
 use crate::script::{AuthTiming, Op};
@@ -529,11 +529,7 @@ impl<A: Application> Sim<A> {
         let Some(&(conn, up)) = choices.get(self.rng.index(choices.len())) else {
             return false;
         };
-        if up {
-            self.deliver_up(conn);
-        } else {
-            self.deliver_down(conn);
-        }
+        self.deliver(conn, up);
         true
     }
 
@@ -557,12 +553,16 @@ impl<A: Application> Sim<A> {
         let Some((_, conn, up)) = oldest else {
             return false;
         };
+        self.deliver(conn, up);
+        true
+    }
+
+    fn deliver(&mut self, conn: ConnectionId, up: bool) {
         if up {
             self.deliver_up(conn);
         } else {
             self.deliver_down(conn);
         }
-        true
     }
 
     fn deliver_up(&mut self, conn: ConnectionId) {
@@ -752,57 +752,26 @@ impl<A: Application> Sim<A> {
     /// On a settled network: every client agrees with the server, and every linked client got
     /// every message owed on its link.
     fn check_agreement(&mut self) {
-        let server_users: Vec<(String, bool)> = self
-            .krmx
-            .users()
-            .map(|u| (u.username.to_string(), u.is_linked))
-            .collect();
         let mut problems = Vec::new();
         for (i, sim) in self.clients.iter().enumerate() {
-            let client = &sim.client;
-            let users: Vec<(String, bool)> = client
-                .users()
-                .map(|u| (u.username.clone(), u.is_linked))
-                .collect();
-            match client.status() {
-                ClientStatus::Linked => {
-                    let on_server = sim.conn.and_then(|conn| self.krmx.linked_user(conn));
-                    if on_server.map(|u| u.as_str()) != client.username() {
+            let open = sim.conn.is_some_and(|conn| self.checker.is_open(conn));
+            problems.extend(client_disagreement(
+                &format!("c{i}"),
+                &sim.client,
+                sim.conn,
+                &self.krmx,
+                open,
+            ));
+            if sim.client.status() == ClientStatus::Linked {
+                if let Some(conn) = sim.conn {
+                    let outstanding = self.ledger.outstanding(conn);
+                    if !outstanding.is_empty() {
                         problems.push(format!(
-                            "c{i} is linked as {:?} but the server links its connection to \
-                             {on_server:?}",
-                            client.username()
-                        ));
-                    }
-                    if users != server_users {
-                        problems.push(format!("c{i} lists {users:?}, the server {server_users:?}"));
-                    }
-                    if let Some(conn) = sim.conn {
-                        let outstanding = self.ledger.outstanding(conn);
-                        if !outstanding.is_empty() {
-                            problems.push(format!(
-                                "c{i} never got {} message(s) owed on its link: {outstanding:?}",
-                                outstanding.len()
-                            ));
-                        }
-                    }
-                }
-                ClientStatus::Connected => {
-                    let open = sim.conn.is_some_and(|conn| self.checker.is_open(conn));
-                    let linked = sim.conn.and_then(|conn| self.krmx.linked_user(conn));
-                    if !open || linked.is_some() || !users.is_empty() {
-                        problems.push(format!(
-                            "c{i} is connected: open on the server {open}, linked {linked:?}, \
-                             users {users:?}"
+                            "c{i} never got {} message(s) owed on its link: {outstanding:?}",
+                            outstanding.len()
                         ));
                     }
                 }
-                ClientStatus::Initializing | ClientStatus::Closed => {
-                    if !users.is_empty() || client.username().is_some() {
-                        problems.push(format!("c{i} is closed but lists {users:?}"));
-                    }
-                }
-                status => problems.push(format!("c{i} is {status} on a settled network")),
             }
         }
         for user in self.krmx.users().filter(|u| u.is_linked) {

@@ -6,7 +6,7 @@
 // built once per seed and never shrink. A harness bug panics, and the seed's runner reports it.
 #![allow(clippy::indexing_slicing)]
 
-use crate::check::ServerChecker;
+use crate::check::{ServerChecker, client_disagreement};
 use crate::deadlines::Judged;
 use crate::rng::SplitMix64;
 use krmx_core::{
@@ -1543,49 +1543,16 @@ impl World {
 
     /// On a settled network every client agrees with the server.
     fn check_agreement(&mut self) {
-        let server_users: Vec<(String, bool)> = self
-            .server
-            .users()
-            .map(|u| (u.username.to_string(), u.is_linked))
-            .collect();
         let mut problems = Vec::new();
         for (i, sim) in self.clients.iter().enumerate() {
-            let client = &sim.client;
-            let users: Vec<(String, bool)> = client
-                .users()
-                .map(|u| (u.username.clone(), u.is_linked))
-                .collect();
-            match client.status() {
-                ClientStatus::Linked => {
-                    let on_server = sim
-                        .conn
-                        .and_then(|conn| self.server.linked_user(conn))
-                        .map(ToString::to_string);
-                    if on_server.as_deref() != Some(sim.name.as_str()) {
-                        problems.push(format!(
-                            "c{i} is linked but the server links its connection to {on_server:?}"
-                        ));
-                    }
-                    if users != server_users {
-                        problems.push(format!("c{i} lists {users:?}, the server {server_users:?}"));
-                    }
-                }
-                ClientStatus::Connected => {
-                    let open = sim.conn.is_some_and(|conn| self.checker.is_open(conn));
-                    let linked = sim.conn.and_then(|conn| self.server.linked_user(conn));
-                    if !open || linked.is_some() || !users.is_empty() {
-                        problems.push(format!(
-                            "c{i} is connected: open on the server {open}, linked {linked:?}, users {users:?}"
-                        ));
-                    }
-                }
-                ClientStatus::Initializing | ClientStatus::Closed => {
-                    if !users.is_empty() || client.username().is_some() {
-                        problems.push(format!("c{i} is closed but lists {users:?}"));
-                    }
-                }
-                status => problems.push(format!("c{i} is {status} on a settled network")),
-            }
+            let open = sim.conn.is_some_and(|conn| self.checker.is_open(conn));
+            problems.extend(client_disagreement(
+                &format!("c{i}"),
+                &sim.client,
+                sim.conn,
+                &self.server,
+                open,
+            ));
         }
         for user in self.server.users().filter(|u| u.is_linked) {
             let conn = self.server.linked_connection(user.username.as_str());
