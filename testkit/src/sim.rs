@@ -84,11 +84,23 @@ struct SimClient {
 /// The server's side of a step: the core, what judges it, and where decisions go.
 struct Server<'a> {
     krmx: &'a mut Krmx,
+    start: Instant,
     now: Instant,
     checker: &'a mut ServerChecker,
     timing: AuthTiming,
     decisions: &'a mut Vec<(Instant, AuthId, AuthDecision)>,
     trace: &'a mut Vec<String>,
+}
+
+impl Server<'_> {
+    fn log(&mut self, line: String) {
+        self.trace.push(trace_line(self.now - self.start, &line));
+    }
+}
+
+/// A line of the trace: the virtual time, then what happened.
+fn trace_line(elapsed: Duration, line: &str) -> String {
+    format!("{:>6} ms  {line}", elapsed.as_millis())
 }
 
 impl Control for Server<'_> {
@@ -101,13 +113,12 @@ impl Control for Server<'_> {
                     Some(self.krmx.config().auth_timeout_value() + Duration::from_millis(1))
                 }
                 AuthTiming::Never => {
-                    self.trace
-                        .push(format!("app decides {id}: {decision:?} (lost)"));
+                    self.log(format!("app decides {id}: {decision:?} (lost)"));
                     return Ok(());
                 }
             };
             if let Some(delay) = delay {
-                self.trace.push(format!(
+                self.log(format!(
                     "app decides {id}: {decision:?} (arrives in {} ms)",
                     delay.as_millis()
                 ));
@@ -116,7 +127,7 @@ impl Control for Server<'_> {
                 return Ok(());
             }
         }
-        self.trace.push(format!("app {input:?}"));
+        self.log(format!("app {input:?}"));
         self.checker.input(self.now, &input);
         self.krmx.handle_input(self.now, input)
     }
@@ -374,8 +385,7 @@ impl<A: Application> Sim<A> {
     }
 
     fn log(&mut self, line: String) {
-        let ms = self.elapsed().as_millis();
-        self.trace.push(format!("{ms:>6} ms  {line}"));
+        self.trace.push(trace_line(self.elapsed(), &line));
     }
 
     fn fail(&mut self, message: String) {
@@ -488,6 +498,7 @@ impl<A: Application> Sim<A> {
         self.events.push(event.clone());
         let mut server = Server {
             krmx: &mut self.krmx,
+            start: self.start,
             now: self.now,
             checker: &mut self.checker,
             timing: self.timing,
