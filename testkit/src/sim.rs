@@ -283,6 +283,35 @@ impl<A: Application> Sim<A> {
         &self.trace
     }
 
+    /// Lets `act` drive the application from outside the server's events, at the current
+    /// virtual time: an administrator's command, or the application's own timer (advance the
+    /// clock with [`Op::Advance`], then call the application's timeout handler here). What it
+    /// commands is carried out and checked like any other input.
+    ///
+    /// ```
+    /// use krmx_core::{Control, Event, KrmxConfig};
+    /// use krmx_testkit::{Sim, SimConfig};
+    ///
+    /// let app = |_: &mut dyn Control, _: Event| {};
+    /// let mut sim = Sim::new(SimConfig::new(KrmxConfig::default(), 1), app, 0);
+    /// sim.with_app(|_app, server| server.join("alice").map_err(|e| e.to_string()))??;
+    /// assert_eq!(sim.krmx().users().count(), 1);
+    /// # Ok::<(), String>(())
+    /// ```
+    ///
+    /// # Errors
+    /// An invariant broken by what `act` commanded (or earlier).
+    pub fn with_app<T>(
+        &mut self,
+        act: impl FnOnce(&mut A, &mut dyn Control) -> T,
+    ) -> Result<T, String> {
+        self.log("the test drives the application".to_owned());
+        let (app, mut server) = self.app_and_server();
+        let result = act(app, &mut server);
+        self.drain();
+        self.result().map(|()| result)
+    }
+
     /// Runs one step.
     ///
     /// # Errors
@@ -496,7 +525,13 @@ impl<A: Application> Sim<A> {
     fn application(&mut self, event: Event) {
         self.log(format!("event {event:?}"));
         self.events.push(event.clone());
-        let mut server = Server {
+        let (app, mut server) = self.app_and_server();
+        app.on_event(&mut server, event);
+    }
+
+    /// The application and the server it commands, borrowed apart.
+    fn app_and_server(&mut self) -> (&mut A, Server<'_>) {
+        let server = Server {
             krmx: &mut self.krmx,
             start: self.start,
             now: self.now,
@@ -505,7 +540,7 @@ impl<A: Application> Sim<A> {
             decisions: &mut self.decisions,
             trace: &mut self.trace,
         };
-        self.app.on_event(&mut server, event);
+        (&mut self.app, server)
     }
 
     /// Hands a server output to the network; a connection whose client end is gone discards
