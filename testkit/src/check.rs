@@ -9,6 +9,8 @@
 //!   transport reported it closed, or the core asked to close it with an earlier
 //!   [`Output::Close`]);
 //! - every text sent is a JSON object with a string `type`;
+//! - an application message (a `type` outside `krmx/`) goes only to a connection linked to a
+//!   user (as the events tell);
 //! - events tell a consistent story: a user joins once, links only while unlinked, unlinks from
 //!   the connection it was linked to, leaves only while unlinked; messages come from linked users;
 //!   authentication is requested only for open connections.
@@ -228,6 +230,13 @@ impl ServerChecker {
                 };
                 if !value.is_object() {
                     return Err(format!("sent a non-object to {to}: {text}"));
+                }
+                if !kind.starts_with("krmx/")
+                    && !self.event_users.iter().any(|(_, conn)| *conn == Some(*to))
+                {
+                    return Err(format!(
+                        "an application message {text} went to {to}, which no user is linked to"
+                    ));
                 }
                 if kind == "krmx/rejected" {
                     if let Some(deadlines) = &mut self.deadlines {
@@ -483,7 +492,7 @@ pub fn client_disagreement(
     match client.status() {
         ClientStatus::Linked => {
             let on_server = conn.and_then(|conn| server.linked_user(conn));
-            if on_server.map(|u| u.as_str()) != client.username() {
+            if on_server.is_none() || on_server.map(|u| u.as_str()) != client.username() {
                 problems.push(format!(
                     "{label} is linked as {:?} but the server links its connection to \
                      {on_server:?}",

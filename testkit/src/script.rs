@@ -62,7 +62,8 @@ pub enum Op {
         /// The client.
         client: usize,
     },
-    /// The client closes its connection cleanly.
+    /// The client closes its connection cleanly (a close frame), linked or not: a linked
+    /// user stays joined, unlinked.
     Close {
         /// The client.
         client: usize,
@@ -140,7 +141,7 @@ impl fmt::Display for Op {
                 username,
                 auth,
             } => {
-                write!(f, "c{client} link {username}")?;
+                write!(f, "c{client} link {}", Word(username))?;
                 match auth {
                     Some(auth) => write!(f, " {}", serde_json::Value::from(auth.as_str())),
                     None => Ok(()),
@@ -161,6 +162,38 @@ impl fmt::Display for Op {
             Self::Auth(AuthTiming::AfterTimeout) => f.write_str("auth after-timeout"),
             Self::Auth(AuthTiming::Never) => f.write_str("auth never"),
         }
+    }
+}
+
+/// A username as a script prints it: bare when it is a plain word, else a JSON string.
+struct Word<'a>(&'a str);
+
+impl fmt::Display for Word<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plain = !self.0.is_empty()
+            && !self.0.starts_with('"')
+            && !self.0.chars().any(|c| c.is_whitespace() || c.is_control());
+        if plain {
+            f.write_str(self.0)
+        } else {
+            write!(f, "{}", serde_json::Value::from(self.0))
+        }
+    }
+}
+
+/// The first word of `text` (a JSON string when it starts with `"`) and the rest.
+fn first_word(text: &str) -> Result<(String, &str), String> {
+    if text.starts_with('"') {
+        let mut values = serde_json::Deserializer::from_str(text).into_iter::<String>();
+        let word = match values.next() {
+            Some(Ok(word)) => word,
+            _ => return Err(format!("expected a JSON string, found {text:?}")),
+        };
+        let rest = text.get(values.byte_offset()..).unwrap_or_default();
+        Ok((word, rest.trim_start()))
+    } else {
+        let (word, rest) = text.split_once(' ').unwrap_or((text, ""));
+        Ok((word.to_owned(), rest.trim_start()))
     }
 }
 
@@ -243,7 +276,7 @@ impl FromStr for Op {
             "up" => Self::Up { client },
             "down" => Self::Down { client },
             "link" => {
-                let (username, auth) = argument.split_once(' ').unwrap_or((argument, ""));
+                let (username, auth) = first_word(argument)?;
                 let auth = match auth.trim() {
                     "" => None,
                     quoted => Some(
@@ -253,7 +286,7 @@ impl FromStr for Op {
                 };
                 Self::Link {
                     client,
-                    username: username.to_owned(),
+                    username,
                     auth,
                 }
             }

@@ -118,12 +118,22 @@ impl Control for Server<'_> {
                 }
             };
             if let Some(delay) = delay {
-                self.log(format!(
-                    "app decides {id}: {decision:?} (arrives in {} ms)",
-                    delay.as_millis()
-                ));
-                self.decisions
-                    .push((self.now + delay, *id, decision.clone()));
+                match self
+                    .now
+                    .checked_add(delay)
+                    .filter(|at| *at - self.start <= END_OF_TIME)
+                {
+                    Some(at) => {
+                        self.log(format!(
+                            "app decides {id}: {decision:?} (arrives in {} ms)",
+                            delay.as_millis()
+                        ));
+                        self.decisions.push((at, *id, decision.clone()));
+                    }
+                    None => self.log(format!(
+                        "app decides {id}: {decision:?} (arrives past the end of time: lost)"
+                    )),
+                }
                 return Ok(());
             }
         }
@@ -197,6 +207,10 @@ pub struct Sim<A> {
     trace: Vec<String>,
     failure: Option<String>,
 }
+
+/// How far virtual time may go (a thousand years): beyond, a step fails instead of
+/// overflowing the clock.
+const END_OF_TIME: Duration = Duration::from_secs(1000 * 365 * 24 * 3600);
 
 /// The most steps [`Sim::settle`] takes before it calls the network stuck.
 const SETTLE_LIMIT: usize = 1_000_000;
@@ -345,7 +359,7 @@ impl<A: Application> Sim<A> {
             Op::Unlink { client } => self.command(*client, ClientInput::Unlink),
             Op::Leave { client } => self.command(*client, ClientInput::Leave),
             Op::Close { client } => {
-                self.command(*client, ClientInput::Disconnect { force: false });
+                self.command(*client, ClientInput::Disconnect { force: true });
             }
             Op::Reset { client } => self.reset(*client),
             Op::Deliver { count } => {
@@ -364,7 +378,10 @@ impl<A: Application> Sim<A> {
                 None => self.log(format!("c{client} never connected: nothing comes down")),
             },
             Op::Settle => return self.settle(),
-            Op::Advance { ms } => self.advance_to(self.now + Duration::from_millis(*ms)),
+            Op::Advance { ms } => match self.later(Duration::from_millis(*ms)) {
+                Some(to) => self.advance_to(to),
+                None => self.fail(format!("advance {ms}: past the end of time")),
+            },
             Op::Auth(timing) => self.timing = *timing,
         }
         self.result()
@@ -385,11 +402,19 @@ impl<A: Application> Sim<A> {
             if self.deliver_oldest() {
                 continue;
             }
-            if self.decisions.is_empty() && self.krmx.pending_auths() == 0 {
+            // Decisions for authentications no longer pending change nothing: not waited for
+            // (they still arrive if time moves on past them).
+            let krmx = &self.krmx;
+            let decision = self
+                .decisions
+                .iter()
+                .filter(|(_, id, _)| krmx.is_auth_pending(*id))
+                .map(|(at, _, _)| *at)
+                .min();
+            if decision.is_none() && self.krmx.pending_auths() == 0 {
                 settled = true;
                 break;
             }
-            let decision = self.decisions.iter().map(|(at, _, _)| *at).min();
             let next = match (decision, self.krmx.poll_timeout()) {
                 (Some(a), Some(b)) => a.min(b),
                 (Some(a), None) | (None, Some(a)) => a,
@@ -404,6 +429,12 @@ impl<A: Application> Sim<A> {
             self.check_agreement();
         }
         self.result()
+    }
+
+    /// `delay` from now, unless that is past [`END_OF_TIME`].
+    fn later(&self, delay: Duration) -> Option<Instant> {
+        let at = self.now.checked_add(delay)?;
+        (at - self.start <= END_OF_TIME).then_some(at)
     }
 
     fn result(&self) -> Result<(), String> {
@@ -441,7 +472,14 @@ impl<A: Application> Sim<A> {
                 .enumerate()
                 .min_by_key(|(i, (at, _, _))| (*at, *i))
                 .map(|(i, (at, _, _))| (i, *at));
-            let timer = self.krmx.poll_timeout().filter(|at| *at <= to);
+            // With no connection open, the ping rounds between here and `to` are no-ops: the
+            // remaining timers fire at the next decision or at `to`, so a long jump takes few
+            // steps.
+            let timer = if self.krmx.connections().next().is_none() {
+                None
+            } else {
+                self.krmx.poll_timeout().filter(|at| *at <= to)
+            };
             match (decision.filter(|(_, at)| *at <= to), timer) {
                 (Some((i, at)), timer) if timer.is_none_or(|t| at <= t) => {
                     let (at, id, decision) = self.decisions.remove(i);
@@ -668,14 +706,10 @@ impl<A: Application> Sim<A> {
             Down::Ping => wire.up.push_back((seq, Up::Pong)),
             Down::Close => {
                 wire.client_done = true;
-                let server_done = wire.server_done;
                 self.log(format!("{conn} closed towards c{i}"));
                 self.client_input(i, ClientInput::ConnectionClosed);
                 if let Some(client) = self.clients.get_mut(i) {
                     client.conn = None;
-                }
-                if !server_done {
-                    self.checker.peer_closed(conn);
                 }
                 // The transport reports the end of a connection the server closed.
                 self.feed(Input::ConnectionClosed { conn });
@@ -730,8 +764,20 @@ impl<A: Application> Sim<A> {
             return;
         };
         let shown = format!("{input:?}");
+        // A command the client's state does not allow is refused, as in a real client; a fact
+        // of its transport (opened, received, closed) must always be taken.
+        let fact = matches!(
+            input,
+            ClientInput::ConnectionOpened
+                | ClientInput::Received { .. }
+                | ClientInput::ConnectionClosed
+        );
         if let Err(error) = client.client.handle_input(input) {
-            self.log(format!("c{i} refuses {shown}: {error}"));
+            if fact {
+                self.fail(format!("c{i} refused its transport's {shown}: {error}"));
+            } else {
+                self.log(format!("c{i} refuses {shown}: {error}"));
+            }
             return;
         }
         while let Some(output) = self.clients.get_mut(i).and_then(|c| c.client.poll_output()) {

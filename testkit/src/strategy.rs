@@ -4,7 +4,8 @@
 use crate::script::{AuthTiming, Op, Script};
 use krmx_core::Message;
 use proptest::prelude::*;
-use proptest::strategy::BoxedStrategy;
+use proptest::strategy::{BoxedStrategy, NewTree, ValueTree};
+use proptest::test_runner::TestRunner;
 
 /// What scripts a [`scripts`] strategy makes.
 #[derive(Debug, Clone)]
@@ -137,8 +138,9 @@ pub fn op(config: &Scripts, messages: BoxedStrategy<Message>) -> BoxedStrategy<O
 
 /// Whole scripts: a seed, a warm-up in which some clients connect and link (so that the
 /// random steps find linked clients to act on), and up to `config.max_steps` random steps.
-/// Shrinking drops steps, takes clients out of the warm-up and simplifies the rest, down to a
-/// short script that still fails.
+/// Shrinking drops steps, takes clients out of the warm-up and simplifies the rest, then deletes
+/// single steps while the script still fails, down to a short script in which every step
+/// matters.
 ///
 /// ```
 /// use krmx_core::Message;
@@ -157,8 +159,16 @@ pub fn scripts(config: &Scripts, messages: BoxedStrategy<Message>) -> BoxedStrat
     } else {
         config.usernames.clone()
     };
+    let auths = if config.auths.is_empty() {
+        vec![None]
+    } else {
+        config.auths.clone()
+    };
     let warm_up = proptest::collection::vec(
-        proptest::option::of(proptest::sample::select(usernames)),
+        proptest::option::of((
+            proptest::sample::select(usernames),
+            proptest::sample::select(auths),
+        )),
         config.clients,
     );
     (
@@ -170,16 +180,16 @@ pub fn scripts(config: &Scripts, messages: BoxedStrategy<Message>) -> BoxedStrat
             let mut ops: Vec<Op> = warm_up
                 .iter()
                 .enumerate()
-                .filter(|(_, name)| name.is_some())
+                .filter(|(_, link)| link.is_some())
                 .map(|(client, _)| Op::Connect { client })
                 .collect();
             if !ops.is_empty() {
                 ops.push(Op::Settle);
-                ops.extend(warm_up.iter().enumerate().filter_map(|(client, name)| {
-                    name.clone().map(|username| Op::Link {
+                ops.extend(warm_up.iter().enumerate().filter_map(|(client, link)| {
+                    link.clone().map(|(username, auth)| Op::Link {
                         client,
                         username,
-                        auth: None,
+                        auth,
                     })
                 }));
                 ops.push(Op::Settle);
@@ -187,5 +197,127 @@ pub fn scripts(config: &Scripts, messages: BoxedStrategy<Message>) -> BoxedStrat
             ops.extend(steps);
             Script { seed, ops }
         })
-        .boxed()
+        .minimized()
+}
+
+/// Adds a last phase to a script strategy's shrinking: deleting one step at a time while the
+/// script still fails, pass after pass until no single step can go. (proptest deletes steps
+/// first and then simplifies them, and a step simplified into one that does nothing is never
+/// deleted.)
+trait Minimized {
+    fn minimized(self) -> BoxedStrategy<Script>;
+}
+
+impl<S: Strategy<Value = Script> + 'static> Minimized for S
+where
+    S::Tree: 'static,
+{
+    fn minimized(self) -> BoxedStrategy<Script> {
+        Minimizing(self).boxed()
+    }
+}
+
+#[derive(Debug)]
+struct Minimizing<S>(S);
+
+impl<S: Strategy<Value = Script>> Strategy for Minimizing<S> {
+    type Tree = MinimizingTree<S::Tree>;
+    type Value = Script;
+
+    fn new_tree(&self, runner: &mut TestRunner) -> NewTree<Self> {
+        self.0.new_tree(runner).map(|inner| MinimizingTree {
+            inner,
+            phase: Phase::Inner,
+        })
+    }
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// The inner strategy's own shrinking.
+    Inner,
+    /// Deleting steps from `base`, the smallest failing script so far.
+    Deleting {
+        base: Script,
+        /// `base` without its step `index`, being tried.
+        candidate: Option<Script>,
+        index: usize,
+        deleted_in_pass: bool,
+    },
+}
+
+#[derive(Debug)]
+struct MinimizingTree<T> {
+    inner: T,
+    phase: Phase,
+}
+
+impl<T: ValueTree<Value = Script>> ValueTree for MinimizingTree<T> {
+    type Value = Script;
+
+    fn current(&self) -> Script {
+        match &self.phase {
+            Phase::Inner => self.inner.current(),
+            Phase::Deleting {
+                base, candidate, ..
+            } => candidate.clone().unwrap_or_else(|| base.clone()),
+        }
+    }
+
+    fn simplify(&mut self) -> bool {
+        if matches!(self.phase, Phase::Inner) {
+            if self.inner.simplify() {
+                return true;
+            }
+            self.phase = Phase::Deleting {
+                base: self.inner.current(),
+                candidate: None,
+                index: 0,
+                deleted_in_pass: false,
+            };
+        }
+        let Phase::Deleting {
+            base,
+            candidate,
+            index,
+            deleted_in_pass,
+        } = &mut self.phase
+        else {
+            return false;
+        };
+        if let Some(still_failing) = candidate.take() {
+            // The deletion kept the failure: keep it; `index` is now the next step.
+            *base = still_failing;
+            *deleted_in_pass = true;
+        }
+        loop {
+            if *index < base.ops.len() {
+                let mut next = base.clone();
+                next.ops.remove(*index);
+                *candidate = Some(next);
+                return true;
+            }
+            if !*deleted_in_pass {
+                return false;
+            }
+            *index = 0;
+            *deleted_in_pass = false;
+        }
+    }
+
+    fn complicate(&mut self) -> bool {
+        match &mut self.phase {
+            Phase::Inner => self.inner.complicate(),
+            Phase::Deleting {
+                candidate, index, ..
+            } => {
+                // The deletion lost the failure: that step stays.
+                let tried = candidate.take().is_some();
+                if tried {
+                    *index += 1;
+                }
+                tried
+            }
+        }
+    }
 }

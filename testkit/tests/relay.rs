@@ -43,19 +43,44 @@ fn config(auth: AuthMode) -> SimConfig {
     SimConfig::new(krmx, 4)
 }
 
-proptest! {
-    #![proptest_config(Config { cases: 200, ..Config::default() })]
+/// The server's timers and limits, one of four ways: the defaults but for short pings and
+/// authentication timeout; pings every 100 ms with quick inactivity kicks; an unlinked timeout
+/// with a cap on unlinked connections; one pending authentication and nothing queued behind it.
+fn timers(variant: u8, auth: AuthMode) -> SimConfig {
+    let ms = Duration::from_millis;
+    let krmx = match variant {
+        0 => config(auth).krmx,
+        1 => KrmxConfig::default()
+            .auth(auth)
+            .ping_interval(ms(100))
+            .inactivity_timeout(Some(ms(300))),
+        2 => KrmxConfig::default()
+            .auth(auth)
+            .unlinked_timeout(Some(ms(500)))
+            .max_unlinked_connections(Some(1)),
+        _ => KrmxConfig::default()
+            .auth(auth)
+            .auth_timeout(ms(50))
+            .max_pending_auths(1)
+            .max_queued_during_auth(0),
+    };
+    SimConfig::new(krmx, 4)
+}
 
-    /// Whatever the clients, the network and the authentication timing do, the server keeps
-    /// its invariants, every client agrees with it once settled, and owed messages arrive
-    /// exactly once in order.
+proptest! {
+    #![proptest_config(Config { cases: 300, ..Config::default() })]
+
+    /// Whatever the clients, the network, the timers and the authentication timing do, the
+    /// server keeps its invariants, every client agrees with it once settled, and owed messages
+    /// arrive exactly once in order.
     #[test]
     fn random_scripts_keep_every_invariant(
         script in scripts(&Scripts::new(4, &["alice", "bob", "mallory"]), chat()),
         application_auth in any::<bool>(),
+        variant in 0..4u8,
     ) {
         let auth = if application_auth { AuthMode::Application } else { AuthMode::None };
-        let sim = krmx_testkit::run(&config(auth), relay, &script, |_| Ok(()))?;
+        let sim = krmx_testkit::run(&timers(variant, auth), relay, &script, |_| Ok(()))?;
         if std::env::var_os("KRMX_TESTKIT_STATS").is_some() {
             let received: usize = (0..4).map(|i| sim.received(i).len()).sum();
             eprintln!("steps {} users {} received {received} trace {}", script.ops.len(), sim.krmx().users().count(), sim.trace().len());
@@ -91,6 +116,85 @@ fn linked_messages(script: &str) -> (String, Vec<String>) {
     let status = sim.client(0).status().to_string();
     let users = sim.client(0).users().map(|u| u.username.clone()).collect();
     (status, users)
+}
+
+#[test]
+fn usernames_that_are_no_plain_word_print_quoted_and_parse_back() {
+    for username in ["alice smith", "", "\"quoted\"", "line\nbreak", "tok"] {
+        let script = krmx_testkit::Script::new(
+            0,
+            vec![krmx_testkit::Op::Link {
+                client: 0,
+                username: username.to_owned(),
+                auth: Some("tok en".to_owned()),
+            }],
+        );
+        let text = script.to_string();
+        let parsed: Script = text.parse().expect("parses back");
+        assert_eq!(parsed.to_string(), text);
+        let Some(krmx_testkit::Op::Link {
+            username: got,
+            auth,
+            ..
+        }) = parsed.ops.first()
+        else {
+            panic!("not a link: {text}");
+        };
+        assert_eq!((got.as_str(), auth.as_deref()), (username, Some("tok en")));
+    }
+}
+
+#[test]
+fn a_decision_after_the_timeout_is_not_waited_for_and_time_cannot_overflow() {
+    // Settles at the authentication timeout, not when the late decision would arrive.
+    let script = "seed 1\nc0 connect\nsettle\nauth later 100000000000\nc0 link alice\nsettle";
+    let sim = krmx_testkit::run(
+        &config(AuthMode::Application),
+        relay,
+        &Script::replay(script),
+        |_| Ok(()),
+    )
+    .expect("settles");
+    assert!(
+        sim.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        sim.elapsed()
+    );
+    let overflow = format!("seed 1\n{}", "advance 18446744073709551615\n".repeat(600));
+    let failure = krmx_testkit::run(
+        &config(AuthMode::None),
+        relay,
+        &Script::replay(&overflow),
+        |_| Ok(()),
+    )
+    .expect_err("time cannot pass its end");
+    assert!(
+        failure.message.contains("past the end of time"),
+        "{failure}"
+    );
+}
+
+#[test]
+fn a_linked_client_closes_cleanly_and_stays_joined_unlinked() {
+    let script = "seed 2\nc0 connect\nc1 connect\nsettle\nc0 link alice\nc1 link bob\nsettle\nc0 close\nsettle";
+    let sim = krmx_testkit::run(
+        &config(AuthMode::None),
+        relay,
+        &Script::replay(script),
+        |_| Ok(()),
+    )
+    .expect("no invariant breaks");
+    assert_eq!(sim.client(0).status().to_string(), "closed");
+    let mut seen: Vec<(String, bool)> = sim
+        .client(1)
+        .users()
+        .map(|u| (u.username.clone(), u.is_linked))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![("alice".to_owned(), false), ("bob".to_owned(), true)]
+    );
 }
 
 #[test]
@@ -169,7 +273,7 @@ fn a_failing_property_shrinks_to_a_replayable_script() {
         "{reason}"
     );
     // Two connects, a delivery or settle, two links, and what delivers them: a short script.
-    assert!(minimal.ops.len() <= 12, "not shrunk: {minimal}");
+    assert!(minimal.ops.len() <= 6, "not shrunk: {minimal}");
     let replayed = krmx_testkit::run(
         &config(AuthMode::None),
         relay as fn(&mut dyn Control, Event),
@@ -177,4 +281,18 @@ fn a_failing_property_shrinks_to_a_replayable_script() {
         at_most_one_user,
     );
     assert!(replayed.is_err_and(|f| f.message == "two users joined"));
+}
+
+#[test]
+fn the_checker_refuses_an_application_message_to_an_unlinked_connection() {
+    use krmx_core::{ConnectionId, Output};
+    let mut checker = krmx_testkit::check::ServerChecker::new();
+    let conn = ConnectionId::new(1);
+    checker.opened(conn);
+    let sent = Output::Send {
+        to: conn,
+        text: Message::new("chat/say").to_text(),
+    };
+    let refused = checker.observe(&sent).expect_err("nobody is linked to it");
+    assert!(refused.contains("no user is linked to"), "{refused}");
 }
