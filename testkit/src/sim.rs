@@ -509,14 +509,18 @@ impl<A: Application> Sim<A> {
             Input::AuthDecided { .. } | Input::ConnectionClosed { .. }
         );
         let shown = format!("{input:?}");
-        self.checker.input(self.now, &input);
-        let result = self.krmx.handle_input(self.now, input);
-        if let Err(error) = result {
+        if let Err(error) = self.handle(input) {
             if must_succeed {
                 self.fail(format!("the server refused {shown}: {error}"));
             }
         }
         self.drain();
+    }
+
+    /// Feeds the server without draining: the timer reference is told first.
+    fn handle(&mut self, input: Input) -> Result<(), Error> {
+        self.checker.input(self.now, &input);
+        self.krmx.handle_input(self.now, input)
     }
 
     fn drain(&mut self) {
@@ -538,9 +542,7 @@ impl<A: Application> Sim<A> {
                 }
                 Output::Ping { to } => {
                     self.transmit(to, Down::Ping);
-                    let input = Input::PingSent { conn: to };
-                    self.checker.input(self.now, &input);
-                    if let Err(error) = self.krmx.handle_input(self.now, input) {
+                    if let Err(error) = self.handle(Input::PingSent { conn: to }) {
                         self.fail(format!("the server refused a ping's report: {error}"));
                     }
                 }

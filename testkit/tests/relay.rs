@@ -6,7 +6,7 @@
 
 use krmx_core::{AuthDecision, AuthMode, Control, Event, KrmxConfig, Message};
 use krmx_testkit::strategy::{Scripts, scripts};
-use krmx_testkit::{Script, SimConfig};
+use krmx_testkit::{Failure, Script, Sim, SimConfig};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestError, TestRng, TestRunner};
 use std::time::Duration;
@@ -41,6 +41,31 @@ fn config(auth: AuthMode) -> SimConfig {
         .auth_timeout(Duration::from_secs(2))
         .ping_interval(Duration::from_secs(5));
     SimConfig::new(krmx, 4)
+}
+
+/// The relay as a plain function pointer, so a `Sim` of it has a type to name.
+type Relay = fn(&mut dyn Control, Event);
+
+/// Runs `script` (with the relay, under `auth`) to its end, with no property of its own.
+fn outcome(auth: AuthMode, script: &str) -> Result<Sim<Relay>, Failure> {
+    krmx_testkit::run(
+        &config(auth),
+        relay as Relay,
+        &Script::replay(script),
+        |_| Ok(()),
+    )
+}
+
+/// Client `i`'s view of the users, sorted: its own user comes first, so its order is not the
+/// server's.
+fn users_seen_by(sim: &Sim<Relay>, i: usize) -> Vec<(String, bool)> {
+    let mut seen: Vec<(String, bool)> = sim
+        .client(i)
+        .users()
+        .map(|u| (u.username.clone(), u.is_linked))
+        .collect();
+    seen.sort();
+    seen
 }
 
 /// The server's timers and limits, one of four ways: the defaults but for short pings and
@@ -80,11 +105,7 @@ proptest! {
         variant in 0..4u8,
     ) {
         let auth = if application_auth { AuthMode::Application } else { AuthMode::None };
-        let sim = krmx_testkit::run(&timers(variant, auth), relay, &script, |_| Ok(()))?;
-        if std::env::var_os("KRMX_TESTKIT_STATS").is_some() {
-            let received: usize = (0..4).map(|i| sim.received(i).len()).sum();
-            eprintln!("steps {} users {} received {received} trace {}", script.ops.len(), sim.krmx().users().count(), sim.trace().len());
-        }
+        krmx_testkit::run(&timers(variant, auth), relay, &script, |_| Ok(()))?;
     }
 }
 
@@ -105,16 +126,13 @@ fn a_script_prints_as_text_and_parses_back() {
     );
 }
 
-fn linked_messages(script: &str) -> (String, Vec<String>) {
-    let sim = krmx_testkit::run(
-        &config(AuthMode::Application),
-        relay,
-        &Script::replay(script),
-        |_| Ok(()),
-    )
-    .expect("no invariant breaks");
+fn link_outcome(script: &str) -> (String, Vec<String>) {
+    let sim = outcome(AuthMode::Application, script).expect("no invariant breaks");
     let status = sim.client(0).status().to_string();
-    let users = sim.client(0).users().map(|u| u.username.clone()).collect();
+    let users = users_seen_by(&sim, 0)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
     (status, users)
 }
 
@@ -148,26 +166,14 @@ fn usernames_that_are_no_plain_word_print_quoted_and_parse_back() {
 fn a_decision_after_the_timeout_is_not_waited_for_and_time_cannot_overflow() {
     // Settles at the authentication timeout, not when the late decision would arrive.
     let script = "seed 1\nc0 connect\nsettle\nauth later 100000000000\nc0 link alice\nsettle";
-    let sim = krmx_testkit::run(
-        &config(AuthMode::Application),
-        relay,
-        &Script::replay(script),
-        |_| Ok(()),
-    )
-    .expect("settles");
+    let sim = outcome(AuthMode::Application, script).expect("settles");
     assert!(
         sim.elapsed() < Duration::from_secs(3),
         "{:?}",
         sim.elapsed()
     );
     let overflow = format!("seed 1\n{}", "advance 18446744073709551615\n".repeat(600));
-    let failure = krmx_testkit::run(
-        &config(AuthMode::None),
-        relay,
-        &Script::replay(&overflow),
-        |_| Ok(()),
-    )
-    .expect_err("time cannot pass its end");
+    let failure = outcome(AuthMode::None, &overflow).expect_err("time cannot pass its end");
     assert!(
         failure.message.contains("past the end of time"),
         "{failure}"
@@ -177,22 +183,10 @@ fn a_decision_after_the_timeout_is_not_waited_for_and_time_cannot_overflow() {
 #[test]
 fn a_linked_client_closes_cleanly_and_stays_joined_unlinked() {
     let script = "seed 2\nc0 connect\nc1 connect\nsettle\nc0 link alice\nc1 link bob\nsettle\nc0 close\nsettle";
-    let sim = krmx_testkit::run(
-        &config(AuthMode::None),
-        relay,
-        &Script::replay(script),
-        |_| Ok(()),
-    )
-    .expect("no invariant breaks");
+    let sim = outcome(AuthMode::None, script).expect("no invariant breaks");
     assert_eq!(sim.client(0).status().to_string(), "closed");
-    let mut seen: Vec<(String, bool)> = sim
-        .client(1)
-        .users()
-        .map(|u| (u.username.clone(), u.is_linked))
-        .collect();
-    seen.sort();
     assert_eq!(
-        seen,
+        users_seen_by(&sim, 1),
         vec![("alice".to_owned(), false), ("bob".to_owned(), true)]
     );
 }
@@ -200,14 +194,14 @@ fn a_linked_client_closes_cleanly_and_stays_joined_unlinked() {
 #[test]
 fn decisions_arrive_now_later_after_the_timeout_or_never() {
     let base = "seed 1\nc0 connect\nsettle\n";
-    let now = linked_messages(&format!("{base}auth now\nc0 link alice\nsettle"));
+    let now = link_outcome(&format!("{base}auth now\nc0 link alice\nsettle"));
     assert_eq!(now, ("linked".to_owned(), vec!["alice".to_owned()]));
-    let later = linked_messages(&format!("{base}auth later 1500\nc0 link alice\nsettle"));
+    let later = link_outcome(&format!("{base}auth later 1500\nc0 link alice\nsettle"));
     assert_eq!(later, ("linked".to_owned(), vec!["alice".to_owned()]));
     // After the timeout the link was already rejected; the late decision changes nothing.
-    let late = linked_messages(&format!("{base}auth after-timeout\nc0 link alice\nsettle"));
+    let late = link_outcome(&format!("{base}auth after-timeout\nc0 link alice\nsettle"));
     assert_eq!(late, ("connected".to_owned(), vec![]));
-    let never = linked_messages(&format!("{base}auth never\nc0 link alice\nsettle"));
+    let never = link_outcome(&format!("{base}auth never\nc0 link alice\nsettle"));
     assert_eq!(never, ("connected".to_owned(), vec![]));
 }
 
@@ -215,21 +209,9 @@ fn decisions_arrive_now_later_after_the_timeout_or_never() {
 fn a_reset_connection_unlinks_its_user_for_the_others() {
     let script = "seed 5\nc0 connect\nc1 connect\nsettle\nc0 link alice\nc1 link bob\nsettle\n\
                   c0 reset\nsettle";
-    let sim = krmx_testkit::run(
-        &config(AuthMode::None),
-        relay,
-        &Script::replay(script),
-        |_| Ok(()),
-    )
-    .expect("no invariant breaks");
-    let mut seen: Vec<(String, bool)> = sim
-        .client(1)
-        .users()
-        .map(|u| (u.username.clone(), u.is_linked))
-        .collect();
-    seen.sort();
+    let sim = outcome(AuthMode::None, script).expect("no invariant breaks");
     assert_eq!(
-        seen,
+        users_seen_by(&sim, 1),
         vec![("alice".to_owned(), false), ("bob".to_owned(), true)]
     );
 }
@@ -238,7 +220,7 @@ fn a_reset_connection_unlinks_its_user_for_the_others() {
 /// way.
 #[test]
 fn a_failing_property_shrinks_to_a_replayable_script() {
-    let at_most_one_user = |sim: &krmx_testkit::Sim<fn(&mut dyn Control, Event)>| {
+    let at_most_one_user = |sim: &Sim<Relay>| {
         if sim.krmx().users().count() > 1 {
             Err("two users joined".to_owned())
         } else {
@@ -258,7 +240,7 @@ fn a_failing_property_shrinks_to_a_replayable_script() {
     let result = runner.run(&strategy, |script| {
         krmx_testkit::run(
             &config(AuthMode::None),
-            relay as fn(&mut dyn Control, Event),
+            relay as Relay,
             &script,
             at_most_one_user,
         )?;
@@ -276,7 +258,7 @@ fn a_failing_property_shrinks_to_a_replayable_script() {
     assert!(minimal.ops.len() <= 6, "not shrunk: {minimal}");
     let replayed = krmx_testkit::run(
         &config(AuthMode::None),
-        relay as fn(&mut dyn Control, Event),
+        relay as Relay,
         &Script::replay(&minimal.to_string()),
         at_most_one_user,
     );

@@ -2,7 +2,7 @@
 //! its ports filled in, run in the foreground on a loopback socket this process bound.
 
 use crate::TIMEOUT;
-use crate::cli::workspace_root;
+use crate::cli::{collect_output, workspace_root};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
@@ -88,20 +88,7 @@ impl Haproxy {
             .stderr(Stdio::piped())
             .spawn()
             .expect("starting haproxy");
-        let mut pipe = child.stderr.take().expect("haproxy's stderr");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let collected = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            let mut chunk = [0_u8; 1024];
-            while let Ok(n) = pipe.read(&mut chunk) {
-                if n == 0 {
-                    break;
-                }
-                if let Ok(mut text) = collected.lock() {
-                    text.push_str(&String::from_utf8_lossy(chunk.get(..n).unwrap_or_default()));
-                }
-            }
-        });
+        let stderr = collect_output(child.stderr.take().expect("haproxy's stderr"));
         let mut haproxy = Self {
             child,
             addr,

@@ -122,7 +122,7 @@ impl CliServer {
             .expect("starting krmx serve");
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().expect("stdout");
-        let mut stderr_pipe = child.stderr.take().expect("stderr");
+        let stderr_pipe = child.stderr.take().expect("stderr");
         let (sender, lines) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
@@ -132,19 +132,7 @@ impl CliServer {
                 }
             }
         });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let collected = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            let mut chunk = [0_u8; 1024];
-            while let Ok(n) = stderr_pipe.read(&mut chunk) {
-                if n == 0 {
-                    break;
-                }
-                if let Ok(mut text) = collected.lock() {
-                    text.push_str(&String::from_utf8_lossy(chunk.get(..n).unwrap_or_default()));
-                }
-            }
-        });
+        let stderr = collect_output(stderr_pipe);
         let mut server = Self {
             child,
             stdin,
@@ -384,4 +372,23 @@ fn wait_until(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Collects everything `pipe` (a child's stdout or stderr) writes, on a thread of its own, so
+/// that the child never blocks on a full pipe and a failing test can show what it said.
+pub fn collect_output(mut pipe: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    let output = Arc::new(Mutex::new(String::new()));
+    let collected = Arc::clone(&output);
+    std::thread::spawn(move || {
+        let mut chunk = [0_u8; 1024];
+        while let Ok(n) = pipe.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            if let Ok(mut text) = collected.lock() {
+                text.push_str(&String::from_utf8_lossy(chunk.get(..n).unwrap_or_default()));
+            }
+        }
+    });
+    output
 }
